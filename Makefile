@@ -1,0 +1,32 @@
+# Two commands: `make demo` and `make test`. Each sets itself up on a fresh clone.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.dfl-vfx-installed
+DEMO   ?= build/demo
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# Reinstall when packaging or native sources change (the native core is compiled by pip).
+$(STAMP): $(BIN)/python pyproject.toml setup.py $(wildcard native/src/*.cpp native/include/*.h)
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/dfl-vfx demo --out $(DEMO)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check dfl_vfx trainer tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/extract_bench.py --out build/bench
+
+clean:
+	rm -rf build $(VENV) *.egg-info dfl_vfx/_native*.so

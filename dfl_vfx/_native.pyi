@@ -1,0 +1,3 @@
+"""Typed stub of the native core (native/src)."""
+
+def build_info() -> dict[str, object]: ...

@@ -1,0 +1,1 @@
+"""Colour management (OpenColorIO): config, colourspace names, plate <-> working space, premultiplication."""

@@ -1,0 +1,1 @@
+"""Plates and derived frames on disk: image files (OpenImageIO), frame sequences (fileseq), atomic writes."""

@@ -1,0 +1,267 @@
+"""Image files through OpenImageIO: pixels, channels, data/display windows, per-channel formats, metadata.
+
+Every read returns float32 pixels covering the data window (rows top-down). Every write goes through a
+temporary file and a rename, and keeps what compositors rely on: windows (overscan, negative origins), every
+channel and layer, per-channel half/float, compression and typed header attributes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import OpenImageIO as oiio
+
+from dfl_vfx.errors import DflError, ImageReadError
+from dfl_vfx.io.atomic import atomic_path
+
+FORMATS: dict[str, oiio.BASETYPE] = {
+    "half": oiio.HALF,
+    "float": oiio.FLOAT,
+    "uint8": oiio.UINT8,
+    "uint16": oiio.UINT16,
+    "uint32": oiio.UINT32,
+}
+# Attributes OpenImageIO derives on its own; copying them onto a new file would be wrong or redundant.
+_DERIVED_ATTRIBUTES = {"oiio:subimages", "oiio:RowsPerChunk", "openexr:lineOrder", "DateTime", "oiio:BitsPerSample"}
+# Formats that store only one pixel type for all channels and no windows.
+_SINGLE_FORMAT_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dpx"}
+
+
+@dataclass(frozen=True)
+class Window:
+    """A pixel rectangle: origin (x, y) and size, in OpenImageIO/EXR pixel coordinates (y down)."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    @property
+    def right(self) -> int:
+        return self.x + self.width
+
+    @property
+    def bottom(self) -> int:
+        return self.y + self.height
+
+
+@dataclass
+class Image:
+    """Pixels of one image (all channels), with the header facts needed to write a faithful derived frame."""
+
+    pixels: np.ndarray
+    channels: list[str]
+    data_window: Window
+    display_window: Window
+    channel_formats: list[str]
+    metadata: dict[str, object] = field(default_factory=dict)
+    metadata_types: dict[str, str] = field(default_factory=dict)
+    path: str = ""
+
+    @classmethod
+    def from_array(
+        cls,
+        pixels: np.ndarray,
+        channels: list[str] | None = None,
+        fmt: str = "half",
+        metadata: dict[str, object] | None = None,
+    ) -> Image:
+        """Wrap an (H, W[, C]) array; windows start at (0, 0) and channels default to R, G, B[, A] or Y."""
+        pixels = np.asarray(pixels, dtype=np.float32)
+        if pixels.ndim == 2:
+            pixels = pixels[:, :, None]
+        h, w, c = pixels.shape
+        if channels is None:
+            channels = {1: ["Y"], 2: ["Y", "A"], 3: ["R", "G", "B"], 4: ["R", "G", "B", "A"]}.get(c)
+            if channels is None:
+                raise ValueError(f"give channel names for a {c}-channel array")
+        if len(channels) != c:
+            raise ValueError(f"{len(channels)} channel names for {c} channels")
+        window = Window(0, 0, w, h)
+        return cls(pixels, list(channels), window, window, [fmt] * c, dict(metadata or {}))
+
+    @property
+    def width(self) -> int:
+        return self.data_window.width
+
+    @property
+    def height(self) -> int:
+        return self.data_window.height
+
+    def index(self, name: str) -> int | None:
+        """Position of a channel by exact name, or None."""
+        try:
+            return self.channels.index(name)
+        except ValueError:
+            return None
+
+    def has_rgb(self) -> bool:
+        return all(self.index(c) is not None for c in "RGB") or self.index("Y") is not None
+
+    def rgb(self) -> np.ndarray:
+        """The R, G, B channels as a new (H, W, 3) float32 array (a luminance-only image is replicated)."""
+        idx = [self.index(c) for c in "RGB"]
+        if None in idx:
+            y = self.index("Y")
+            if y is None:
+                raise ImageReadError(
+                    f"{self.path or 'image'}: no R, G, B channels (has {', '.join(self.channels)}); "
+                    "give a colour plate"
+                )
+            idx = [y, y, y]
+        return np.ascontiguousarray(self.pixels[:, :, idx])
+
+    def alpha(self) -> np.ndarray | None:
+        """The A channel as a new (H, W) array, or None."""
+        a = self.index("A")
+        return None if a is None else self.pixels[:, :, a].copy()
+
+    def with_rgb(self, rgb: np.ndarray, alpha: np.ndarray | None = None) -> Image:
+        """A copy whose R, G, B (and A when given) are replaced; every other channel and the header kept."""
+        pixels = self.pixels.copy()
+        for k, c in enumerate("RGB"):
+            pixels[:, :, self.index(c)] = rgb[:, :, k]
+        if alpha is not None:
+            pixels[:, :, self.index("A")] = alpha
+        return replace(self, pixels=pixels, metadata=dict(self.metadata), metadata_types=dict(self.metadata_types))
+
+    def nonfinite_count(self) -> int:
+        """Number of NaN or infinite values over all channels."""
+        return int(np.count_nonzero(~np.isfinite(self.pixels)))
+
+
+def _check_exists(path: Path) -> None:
+    if not path.exists():
+        raise ImageReadError(f"{path}: file not found")
+    if path.is_dir():
+        raise ImageReadError(f"{path}: is a directory, expected an image file")
+
+
+def _open(path: Path) -> oiio.ImageInput:
+    _check_exists(path)
+    inp = oiio.ImageInput.open(str(path))
+    if inp is None:
+        detail = oiio.geterror().strip().splitlines()
+        reason = detail[-1] if detail else "unknown format"
+        raise ImageReadError(f"{path}: cannot read image ({reason}); the file may be truncated or not an image")
+    return inp
+
+
+def _format_name(t: oiio.TypeDesc) -> str:
+    for name, td in FORMATS.items():
+        if td == t:
+            return name
+    return "float"
+
+
+def _header(path: Path, spec: oiio.ImageSpec, pixels: np.ndarray) -> Image:
+    formats = [_format_name(t) for t in spec.channelformats] or [_format_name(spec.format)] * spec.nchannels
+    metadata: dict[str, object] = {}
+    types: dict[str, str] = {}
+    for attr in spec.extra_attribs:
+        metadata[attr.name] = attr.value
+        types[attr.name] = str(attr.type)
+    return Image(
+        pixels=pixels,
+        channels=list(spec.channelnames),
+        data_window=Window(spec.x, spec.y, spec.width, spec.height),
+        display_window=Window(spec.full_x, spec.full_y, spec.full_width, spec.full_height),
+        channel_formats=formats,
+        metadata=metadata,
+        metadata_types=types,
+        path=str(path),
+    )
+
+
+def read_header(path: str | os.PathLike[str]) -> Image:
+    """Windows, channels, formats and metadata without pixels (pixels is an empty (0, 0, C) array)."""
+    path = Path(path)
+    inp = _open(path)
+    try:
+        spec = inp.spec()
+        return _header(path, spec, np.zeros((0, 0, spec.nchannels), np.float32))
+    finally:
+        inp.close()
+
+
+def read_image(path: str | os.PathLike[str], channels: list[str] | None = None) -> Image:
+    """Read all channels (or the named ones) of the first subimage as float32 over the data window."""
+    path = Path(path)
+    inp = _open(path)
+    try:
+        spec = inp.spec()
+        pixels = inp.read_image(0, 0, 0, spec.nchannels, "float")
+        error = inp.geterror() if hasattr(inp, "geterror") else ""
+    finally:
+        inp.close()
+    if pixels is None or error:
+        reason = (error or oiio.geterror() or "no pixel data").strip().splitlines()[-1]
+        raise ImageReadError(f"{path}: cannot read pixels ({reason}); the file may be truncated: re-render it")
+    pixels = np.asarray(pixels, dtype=np.float32).reshape(spec.height, spec.width, spec.nchannels)
+    image = _header(path, spec, pixels)
+    if channels is not None:
+        missing = [c for c in channels if c not in image.channels]
+        if missing:
+            raise ImageReadError(f"{path}: missing channels {', '.join(missing)} (has {', '.join(image.channels)})")
+        idx = [image.channels.index(c) for c in channels]
+        image.pixels = np.ascontiguousarray(pixels[:, :, idx])
+        image.channels = list(channels)
+        image.channel_formats = [image.channel_formats[i] for i in idx]
+    return image
+
+
+def _spec_for(path: Path, image: Image, compression: str | None) -> oiio.ImageSpec:
+    h, w, c = image.pixels.shape
+    if len(image.channels) != c or len(image.channel_formats) != c:
+        raise ValueError(
+            f"{path}: {c} channels in pixels, {len(image.channels)} names, {len(image.channel_formats)} formats"
+        )
+    unknown = sorted(set(image.channel_formats) - set(FORMATS))
+    if unknown:
+        raise DflError(f"{path}: unknown pixel format {unknown[0]!r}; use one of {', '.join(FORMATS)}")
+    single = path.suffix.lower() in _SINGLE_FORMAT_EXTENSIONS
+    formats = image.channel_formats
+    if single:  # one pixel type for all channels: the widest asked for
+        widest = max(formats, key=lambda f: oiio.TypeDesc(FORMATS[f]).size())
+        formats = [widest] * c
+    spec = oiio.ImageSpec(w, h, c, FORMATS[formats[0]])
+    if len(set(formats)) > 1:
+        spec.channelformats = tuple(FORMATS[f] for f in formats)
+    spec.channelnames = tuple(image.channels)
+    if "A" in image.channels:
+        spec.alpha_channel = image.channels.index("A")
+    if not single:
+        spec.x, spec.y = image.data_window.x, image.data_window.y
+        dw = image.display_window
+        spec.full_x, spec.full_y, spec.full_width, spec.full_height = dw.x, dw.y, dw.width, dw.height
+    for name, value in image.metadata.items():
+        if name in _DERIVED_ATTRIBUTES:
+            continue
+        type_name = image.metadata_types.get(name)
+        if type_name:
+            spec.attribute(name, oiio.TypeDesc(type_name), value)
+        else:
+            spec.attribute(name, value)
+    if compression:
+        spec.attribute("compression", compression)
+    return spec
+
+
+def write_image(path: str | os.PathLike[str], image: Image, compression: str | None = None) -> None:
+    """Write atomically; float pixels are converted to each channel's format (uint types clamp [0, 1])."""
+    path = Path(path)
+    spec = _spec_for(path, image, compression)
+    with atomic_path(path) as tmp:
+        out = oiio.ImageOutput.create(str(tmp))
+        if out is None:
+            raise DflError(f"{path}: cannot write this file type ({oiio.geterror().strip()}); use .exr, .png or .tif")
+        ok = out.open(str(tmp), spec)
+        ok = ok and out.write_image(np.ascontiguousarray(image.pixels, dtype=np.float32))
+        error = out.geterror()
+        out.close()
+        if not ok or error:
+            reason = error.strip() or "unknown error"
+            raise DflError(f"{path}: write failed ({reason}); check disk space and permissions")

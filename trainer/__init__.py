@@ -1,0 +1,1 @@
+"""Training loop and data pipeline for per-shot face models (see issue: Trainer)."""
