@@ -1,1 +1,1 @@
-"""TODO"""
+"""Faces: face types and DeepFaceLab alignment, detection backends, pose, masks, tracking and smoothing."""
