@@ -1,1 +1,1 @@
-"""TODO"""
+"""Command-line interface: one module per subcommand, registered explicitly in `main.COMMANDS`."""

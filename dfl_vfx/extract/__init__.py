@@ -1,1 +1,1 @@
-"""TODO"""
+"""Face extraction: plate sequence -> aligned faceset (detect, track, smooth, align, write) and contact sheets."""

@@ -1,0 +1,57 @@
+"""`dfl-vfx demo`: the main job on the embedded demo shot (what `make demo` runs)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dfl_vfx.cli.demo_shot_cmd import config_from
+from dfl_vfx.color.ocio import SRGB_SPACE
+from dfl_vfx.demo.shot import DemoShotConfig, build_demo_shot
+from dfl_vfx.extract.contact_sheet import contact_sheet
+from dfl_vfx.extract.pipeline import ExtractOptions, default_jobs, extract
+from dfl_vfx.faceset import Faceset
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
+    defaults = DemoShotConfig()
+    p = sub.add_parser(
+        name,
+        help="build the demo shot and run the main job on it (extract destination and source facesets)",
+        description=(
+            "Build the demo shot under OUT (see demo-shot), extract the destination faceset from its EXR plate "
+            "with temporal smoothing and the source faceset from its photos, and write contact sheets."
+        ),
+    )
+    p.add_argument("--out", type=Path, default=Path("build/demo"), help="output folder (default build/demo)")
+    p.add_argument("--frames", type=int, default=defaults.frames, help=f"plate length (default {defaults.frames})")
+    p.add_argument("--first-frame", type=int, default=defaults.first_frame, help=argparse.SUPPRESS)
+    p.add_argument("--source-photos", type=int, default=defaults.source_photos, help="number of source photos")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="random seed of the demo shot")
+    p.add_argument("--jobs", type=int, default=default_jobs(), help="worker processes (default: one per core)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    shot_file = out / "demo_shot.json"
+    cfg = config_from(args)
+    if shot_file.is_file() and (out / "plate").is_dir():
+        print(f"demo shot: reusing {out} (delete it to rebuild)")
+    else:
+        build_demo_shot(out, cfg)
+    dst = extract(
+        str(out / "plate" / "plate.####.exr"), str(out / "dst_faces"),
+        ExtractOptions(face_type="wf", size=512, smooth=5, select="largest", jobs=args.jobs, debug_dir=None),
+    )
+    src = extract(
+        str(out / "src" / "src.####.png"), str(out / "src_faces"),
+        ExtractOptions(face_type="wf", size=512, select="largest", colorspace=SRGB_SPACE, jobs=args.jobs),
+    )
+    for summary in (dst, src):
+        for line in summary.lines():
+            print(line)
+    for name in ("dst_faces", "src_faces"):
+        sheet = contact_sheet(Faceset.open(out / name), out / f"{name}_contact_sheet.png")
+        print(f"contact sheet: {sheet}")
+    return 0

@@ -1,0 +1,80 @@
+"""The `dfl-vfx` command: subcommands from an explicit registry, one-line errors, logging set-up."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from dfl_vfx import __version__
+from dfl_vfx.cli import colorspaces_cmd, demo_cmd, demo_shot_cmd, extract_cmd, faceset_cmd
+from dfl_vfx.errors import DflError
+
+# name -> module with add_parser(subparsers) and run(args) -> int
+COMMANDS = {
+    "demo": demo_cmd,
+    "demo-shot": demo_shot_cmd,
+    "extract": extract_cmd,
+    "faceset": faceset_cmd,
+    "colorspaces": colorspaces_cmd,
+}
+
+DESCRIPTION = """\
+dfl_vfx: DeepFaceLab-class face replacement for scene-linear VFX plates.
+
+Typical shot:
+  dfl-vfx demo-shot build/demo                      # or use your own plate
+  dfl-vfx extract build/demo/plate/plate.####.exr --out build/demo/dst_faces --smooth 5
+  dfl-vfx faceset info build/demo/dst_faces
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dfl-vfx", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"dfl_vfx {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    parser.add_argument("--log-file", metavar="PATH", help="also write the log to this file")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module in COMMANDS.items():
+        module.add_parser(sub, name)
+    return parser
+
+
+def _setup_logging(verbose: bool, log_file: str | None) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        handlers.append(logging.FileHandler(log_file))
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose else "%(message)s",
+        handlers=handlers,
+        force=True,
+    )
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM (a farm pre-empting the task) unwinds like Ctrl-C, so work in progress is saved."""
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose, args.log_file)
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return int(args.run(args) or 0)
+    except DflError as exc:
+        print(f"dfl-vfx {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dfl-vfx {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

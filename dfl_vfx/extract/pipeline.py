@@ -1,0 +1,600 @@
+"""Face extraction from a plate sequence into a faceset.
+
+Two passes over the shot:
+
+1. **Detect** (parallel over frames): read the frame, detect faces on a downscaled sRGB working copy, fit 68
+   landmarks on full-resolution crops, filter the faces (largest, nearest to a point, or by identity).
+2. **Align** (parallel over frames), after faces are linked into tracks and their landmarks smoothed over time:
+   warp each face with DeepFaceLab's alignment in scene-linear light, convert it to the working space and write
+   it to the faceset with its metadata.
+
+Face coordinates (rects, landmarks, matrices) are absolute image pixels: the display window's origin is where
+the file puts it, and overscan pixels have negative or beyond-size coordinates. Detections are cached in
+``FACESET/alignments.json``, so a rerun with the same detection options skips pass 1 for known frames, and pass 2
+skips frames whose faces are already written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from dfl_vfx import __version__
+from dfl_vfx.color.ocio import (
+    WORKING_SPACE,
+    WorkingSpace,
+    load_config,
+    plate_colorspace,
+    resolve_colorspace,
+    unpremultiply,
+)
+from dfl_vfx.errors import DflError
+from dfl_vfx.face.align import aligned_quad, get_transform_mat, transform_points, warp_to_aligned
+from dfl_vfx.face.detect import DetectedFace, create_backend
+from dfl_vfx.face.detect.base import FaceBackend, detect_candidates
+from dfl_vfx.face.draw import draw_landmarks, draw_quad
+from dfl_vfx.face.face_type import FaceType
+from dfl_vfx.face.identity import FaceEmbedder
+from dfl_vfx.face.pose import estimate_pitch_yaw_roll
+from dfl_vfx.face.selection import FaceFilter
+from dfl_vfx.face.smoothing import smooth_landmark_track
+from dfl_vfx.face.tracking import link_tracks
+from dfl_vfx.faceset import FaceMetadata, Faceset
+from dfl_vfx.io.atomic import atomic_path, write_text_atomic
+from dfl_vfx.io.image import Image, read_image
+from dfl_vfx.io.sequence import FrameSequence, open_sequence
+
+log = logging.getLogger(__name__)
+
+ALIGNMENTS_FILE = "alignments.json"
+SUMMARY_FILE = "extract_summary.json"
+LANDMARK_MARGIN = 0.6  # crop around a detector rect for full-resolution landmarks, in rect sizes
+
+
+@dataclass
+class ExtractOptions:
+    """Everything `dfl-vfx extract` can be told; defaults follow DeepFaceLab's where it has one."""
+
+    face_type: str = "wf"
+    size: int = 512
+    detector: str = "dlib"
+    detector_options: dict[str, str] = field(default_factory=dict)
+    detect_size: int = 640
+    min_face: int = 40
+    select: str = "all"
+    max_faces: int = 0
+    point: tuple[float, float] | None = None
+    reference: list[str] = field(default_factory=list)
+    identity_threshold: float = 0.6
+    smooth: int = 0
+    colorspace: str | None = None
+    ocio_config: str | None = None
+    encoding: str = "png16"
+    jobs: int = 1
+    debug_dir: str | None = None
+    overwrite: bool = False
+    progress: bool | None = None  # None: a bar when stderr is a terminal
+
+    def detection_key(self) -> dict[str, object]:
+        """The options that change detections: a cached pass 1 is reused only when these match."""
+        return {
+            "detector": self.detector,
+            "detector_options": dict(sorted(self.detector_options.items())),
+            "detect_size": self.detect_size,
+            "min_face": self.min_face,
+            "select": self.select,
+            "max_faces": self.max_faces,
+            "point": list(self.point) if self.point else None,
+            "reference": sorted(self.reference),
+            "identity_threshold": self.identity_threshold,
+            "colorspace": self.colorspace,
+        }
+
+
+@dataclass
+class FrameFaces:
+    """Pass-1 result for one frame."""
+
+    frame: int
+    faces: list[dict[str, object]] = field(default_factory=list)  # rect, score, landmarks (absolute pixels)
+    plate_colorspace: str = ""
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class ExtractSummary:
+    """What an extraction did; printed at the end and saved as ``extract_summary.json``."""
+
+    plate: str
+    faceset: str
+    frames: int = 0
+    faces_written: int = 0
+    faces_kept: int = 0
+    tracks: int = 0
+    frames_without_face: list[int] = field(default_factory=list)
+    skipped: list[dict[str, object]] = field(default_factory=list)  # {frame, reason}
+    warnings: list[str] = field(default_factory=list)
+    resumed_frames: int = 0  # frames whose faces were already in the faceset (not rewritten)
+    seconds: float = 0.0
+    frames_per_second: float = 0.0
+
+    def lines(self) -> list[str]:
+        """Human-readable summary lines."""
+        out = [
+            f"extracted {self.faces_written} face(s) from {self.frames} frame(s) into {self.faceset} "
+            f"in {self.seconds:.1f} s ({self.frames_per_second:.2f} frames/s), {self.tracks} track(s)",
+        ]
+        if self.resumed_frames:
+            out.append(f"  {self.resumed_frames} frame(s) already extracted were kept (use --overwrite to redo)")
+        if self.frames_without_face:
+            out.append(f"  no face in {len(self.frames_without_face)} frame(s): {_ranges(self.frames_without_face)}")
+        for item in self.skipped:
+            out.append(f"  skipped frame {item['frame']}: {item['reason']}")
+        out.extend(f"  warning: {w}" for w in self.warnings)
+        return out
+
+
+def _ranges(frames: list[int]) -> str:
+    """Compact frame list: 1001-1004,1010."""
+    parts: list[str] = []
+    for f in sorted(frames):
+        if parts and f == parts[-1][1] + 1:
+            parts[-1] = (parts[-1][0], f)
+        else:
+            parts.append((f, f))
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in parts)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Per-process worker state (one backend, colour converters and embedder per process).
+
+
+@dataclass
+class _Worker:
+    options: ExtractOptions
+    backend: FaceBackend
+    face_filter: FaceFilter
+    reference: np.ndarray | None
+    embedder: FaceEmbedder | None
+    faceset_root: str = ""
+    spaces: dict[str, WorkingSpace] = field(default_factory=dict)
+
+    def space(self, plate_space: str) -> WorkingSpace:
+        if plate_space not in self.spaces:
+            self.spaces[plate_space] = WorkingSpace(plate_space, WORKING_SPACE, self.options.ocio_config)
+        return self.spaces[plate_space]
+
+
+_WORKER: _Worker | None = None
+
+
+def _init_worker(options: ExtractOptions, reference: np.ndarray | None, faceset_root: str, threads: int) -> None:
+    global _WORKER
+    if threads:
+        cv2.setNumThreads(threads)
+    embedder = FaceEmbedder() if options.select == "identity" else None
+    _WORKER = _Worker(
+        options=options,
+        backend=create_backend(options.detector, **options.detector_options),
+        face_filter=FaceFilter(options.select, options.max_faces, options.point, options.identity_threshold),
+        reference=reference,
+        embedder=embedder,
+        faceset_root=faceset_root,
+    )
+
+
+def _read_plate(path: Path, frame: int, warnings: list[str]) -> tuple[Image, np.ndarray, np.ndarray | None]:
+    """The frame, its finite RGB (NaN/Inf replaced by 0 with a warning) and its alpha."""
+    image = read_image(path)
+    rgb = image.rgb()
+    bad = ~np.isfinite(rgb)
+    if bad.any():
+        warnings.append(f"frame {frame}: {int(bad.sum())} NaN/Inf value(s) in {path.name} treated as 0")
+        rgb[bad] = 0.0
+    return image, rgb, image.alpha()
+
+
+def _detect_frame(frame: int, path: str) -> FrameFaces:
+    worker = _WORKER
+    assert worker is not None
+    opts = worker.options
+    result = FrameFaces(frame=frame)
+    try:
+        image, rgb, _ = _read_plate(Path(path), frame, result.warnings)
+        space = worker.space(plate_colorspace(opts.colorspace, image.metadata, load_config(opts.ocio_config)))
+        result.plate_colorspace = space.plate_space
+        faces = find_plate_faces(rgb, space.display_uint8, worker.backend, opts.detect_size, opts.min_face)
+        embeddings = None
+        if worker.embedder is not None and faces:
+            embeddings = np.stack([_embed(worker.embedder, rgb, space, f) for f in faces])
+        faces = worker.face_filter.apply(faces, embeddings, worker.reference)
+    except DflError as exc:
+        result.error = str(exc)
+        return result
+    origin = np.array([image.data_window.x, image.data_window.y], np.float64)
+    for face in faces:
+        l, t, r, b = face.rect
+        result.faces.append(
+            {
+                "rect": [l + origin[0], t + origin[1], r + origin[0], b + origin[1]],
+                "score": float(face.score),
+                "landmarks": (face.landmarks + origin).round(4).tolist(),
+            }
+        )
+    return result
+
+
+def _crop_box(rect: tuple[float, float, float, float], shape: tuple[int, int], margin: float) -> tuple[int, ...]:
+    l, t, r, b = rect
+    pad = margin * max(r - l, b - t)
+    h, w = shape
+    x0, y0 = max(0, int(l - pad)), max(0, int(t - pad))
+    x1, y1 = min(w, int(np.ceil(r + pad)) + 1), min(h, int(np.ceil(b + pad)) + 1)
+    return x0, y0, x1, y1
+
+
+def find_plate_faces(
+    rgb: np.ndarray,
+    to_display: Callable[[np.ndarray], np.ndarray],
+    backend: FaceBackend,
+    detect_size: int = 640,
+    min_face: int = 40,
+) -> list[DetectedFace]:
+    """Faces of a scene-linear plate: detection on a downscaled display copy, landmarks on full-res crops.
+
+    Only the small copy and the crops around each face go through the display transform, never the whole
+    frame. Coordinates are array pixels of ``rgb``.
+    """
+    h, w = rgb.shape[:2]
+    factor = min(1.0, detect_size / max(h, w))
+    small = rgb if factor == 1.0 else cv2.resize(rgb, (round(w * factor), round(h * factor)), cv2.INTER_AREA)
+    faces = []
+    for rect, score in detect_candidates(to_display(small), (h, w), backend, min_face):
+        x0, y0, x1, y1 = _crop_box(rect, (h, w), LANDMARK_MARGIN)
+        crop = to_display(rgb[y0:y1, x0:x1])
+        local = (rect[0] - x0, rect[1] - y0, rect[2] - x0, rect[3] - y0)
+        points = np.asarray(backend.landmarks(crop, local), np.float64).reshape(68, 2) + (x0, y0)
+        faces.append(DetectedFace(rect=rect, score=score, landmarks=points))
+    return faces
+
+
+def _embed(embedder: FaceEmbedder, rgb: np.ndarray, space: WorkingSpace, face: DetectedFace) -> np.ndarray:
+    x0, y0, x1, y1 = _crop_box(face.rect, rgb.shape[:2], LANDMARK_MARGIN)
+    return embedder.embed(space.display_uint8(rgb[y0:y1, x0:x1]), face.landmarks - (x0, y0))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Pass 2: align and write.
+
+
+@dataclass
+class _FaceJob:
+    name: str
+    face_index: int
+    track_id: int
+    rect: list[float]
+    score: float
+    landmarks: list[list[float]]  # smoothed, absolute pixels
+    raw_landmarks: list[list[float]]
+
+
+def face_crop(
+    rgb: np.ndarray, origin: tuple[int, int], landmarks: np.ndarray, size: int, face_type: FaceType
+) -> tuple[np.ndarray, np.ndarray]:
+    """(aligned face in plate colours, absolute frame->aligned matrix), warping only the face's bounding box."""
+    mat = get_transform_mat(landmarks, size, face_type)
+    quad = aligned_quad(mat, size) - origin  # array pixels
+    h, w = rgb.shape[:2]
+    x0, y0 = (max(0, int(np.floor(v)) - 4) for v in quad.min(axis=0))
+    x1, y1 = (int(np.ceil(v)) + 5 for v in quad.max(axis=0))
+    x1, y1 = min(w, x1), min(h, y1)
+    local = mat.copy()
+    local[:, 2] += mat[:, :2] @ np.array([origin[0] + x0, origin[1] + y0], np.float64)
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros((size, size, rgb.shape[2]), np.float32), mat
+    return warp_to_aligned(rgb[y0:y1, x0:x1], local, size, "lanczos"), mat
+
+
+def _align_frame(frame: int, path: str, plate_space: str, jobs: list[_FaceJob]) -> tuple[int, int, list[str]]:
+    worker = _WORKER
+    assert worker is not None
+    opts = worker.options
+    warnings: list[str] = []
+    face_type = FaceType.parse(opts.face_type)
+    faceset = Faceset.open(worker.faceset_root)
+    try:
+        image, rgb, alpha = _read_plate(Path(path), frame, [])
+    except DflError as exc:
+        return frame, 0, [str(exc)]
+    space = worker.space(plate_space)
+    if alpha is not None:
+        rgb = unpremultiply(rgb, alpha)  # colour is transformed and resampled unpremultiplied
+    origin = (image.data_window.x, image.data_window.y)
+    written = 0
+    debug = []
+    for job in jobs:
+        landmarks = np.asarray(job.landmarks, np.float64)
+        crop, mat = face_crop(rgb, origin, landmarks, opts.size, face_type)
+        aligned = transform_points(landmarks, mat)
+        pitch, yaw, roll = estimate_pitch_yaw_roll(aligned, opts.size)
+        meta = FaceMetadata(
+            face_type=face_type.cli_name,
+            size=opts.size,
+            source_filename=Path(path).name,
+            source_frame=frame,
+            face_index=job.face_index,
+            source_rect=job.rect,
+            source_landmarks=landmarks.round(4).tolist(),
+            landmarks=aligned.round(4).tolist(),
+            image_to_face_mat=mat.tolist(),
+            pose={"pitch": pitch, "yaw": yaw, "roll": roll},
+            detector=opts.detector,
+            score=job.score,
+            colorspace=space.working_space,
+            plate_colorspace=space.plate_space,
+            track_id=job.track_id,
+            extra={"raw_source_landmarks": job.raw_landmarks, "display_window": list(_window(image.display_window))},
+        )
+        faceset.add(job.name, space.to_working(crop), meta)
+        written += 1
+        debug.append((landmarks, mat, job.rect))
+    if opts.debug_dir:
+        _write_debug_frame(Path(opts.debug_dir) / f"{Path(path).stem}.jpg", rgb, origin, space, debug, opts.size)
+    return frame, written, warnings
+
+
+def _window(w) -> tuple[int, int, int, int]:
+    return (w.x, w.y, w.width, w.height)
+
+
+def _write_debug_frame(target: Path, rgb: np.ndarray, origin: tuple[int, int], space: WorkingSpace,
+                       faces: list[tuple[np.ndarray, np.ndarray, list[float]]], size: int) -> None:
+    """A display-referred JPEG of the whole data window with rects, landmarks and aligned crop outlines."""
+    shown = space.display_uint8(rgb).copy()
+    for landmarks, mat, rect in faces:
+        shift = np.array(origin, np.float64)
+        shown = draw_quad(shown, aligned_quad(mat, size) - shift, (255, 200, 0))
+        l, t, r, b = (np.array(rect) - np.tile(shift, 2)).round().astype(int)
+        cv2.rectangle(shown, (l, t), (r, b), (255, 64, 64), 2)
+        shown = draw_landmarks(shown, landmarks - shift)
+    with atomic_path(target) as tmp:
+        ok, data = cv2.imencode(".jpg", cv2.cvtColor(shown, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        tmp.write_bytes(data.tobytes())
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Driver.
+
+
+class _Runner:
+    """Runs per-frame work in this process (jobs=1) or in one spawn pool shared by both passes."""
+
+    def __init__(self, options: ExtractOptions, init_args: tuple) -> None:
+        self.options = options
+        self.init_args = init_args
+        self.pool: ProcessPoolExecutor | None = None
+        self.local_ready = False
+
+    def map(self, fn: Callable, items: list[tuple], desc: str) -> Iterator:
+        """Yield ``fn(*item)`` for each item, in order, with a progress bar."""
+        bar = dict(desc=desc, total=len(items), unit="frame", disable=_progress_disabled(self.options))
+        if not items:
+            return
+        if self.options.jobs <= 1 or len(items) <= 1:
+            if not self.local_ready:
+                _init_worker(*self.init_args, 0)
+                self.local_ready = True
+            for item in tqdm(items, **bar):
+                yield fn(*item)
+            return
+        if self.pool is None:
+            self.pool = ProcessPoolExecutor(
+                self.options.jobs, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker, initargs=(*self.init_args, 1),
+            )
+        yield from tqdm(self.pool.map(fn, *zip(*items, strict=True), chunksize=1), **bar)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+            self.pool = None
+
+
+def _progress_disabled(options: ExtractOptions) -> bool | None:
+    return None if options.progress is None else not options.progress
+
+
+def _load_alignments(path: Path, key: dict[str, object]) -> dict[int, FrameFaces]:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        log.warning("%s is unreadable; detecting every frame again", path)
+        return {}
+    if data.get("detection") != key:
+        return {}
+    return {int(k): FrameFaces(**v) for k, v in data.get("frames", {}).items()}
+
+
+def _save_alignments(path: Path, key: dict[str, object], frames: dict[int, FrameFaces],
+                     smoothed: dict[int, list[_FaceJob]]) -> None:
+    data = {
+        "format": "dfl_vfx.alignments",
+        "version": 1,
+        "created_by": f"dfl_vfx {__version__}",
+        "detection": key,
+        "frames": {str(f): asdict(r) for f, r in sorted(frames.items())},
+        "tracks": {str(f): [asdict(j) for j in jobs] for f, jobs in sorted(smoothed.items())},
+    }
+    write_text_atomic(path, json.dumps(data))
+
+
+def _reference_embeddings(paths: Iterable[str], options: ExtractOptions) -> np.ndarray | None:
+    """128-d descriptors of the faces in the reference images (the largest face of each)."""
+    paths = list(paths)
+    if not paths:
+        return None
+    backend = create_backend(options.detector, **options.detector_options)
+    embedder = FaceEmbedder()
+    rows = []
+    for p in paths:
+        image = read_image(p)
+        space = WorkingSpace(plate_colorspace(options.colorspace, image.metadata), WORKING_SPACE, options.ocio_config)
+        rgb = np.nan_to_num(image.rgb())
+        faces = find_plate_faces(rgb, space.display_uint8, backend, options.detect_size, options.min_face)
+        if not faces:
+            raise DflError(f"--reference {p}: no face found; give a clear photo of the person to keep")
+        rows.append(_embed(embedder, rgb, space, faces[0]))
+    return np.stack(rows)
+
+
+def _validate(options: ExtractOptions) -> FaceType:
+    face_type = FaceType.parse(options.face_type)
+    if not face_type.has_crop:
+        raise DflError("--face-type mark_only writes no faces; choose half, mf, f, wf or head")
+    if not 64 <= options.size <= 4096:
+        raise DflError(f"--size {options.size} is out of range; use 64..4096 (DeepFaceLab default 512)")
+    if options.encoding not in ("png16", "exr"):
+        raise DflError(f"--format {options.encoding!r} is unknown; use png16 or exr")
+    if options.jobs < 1:
+        raise DflError(f"--jobs {options.jobs} must be 1 or more")
+    if options.smooth < 0:
+        raise DflError(f"--smooth {options.smooth} must be 0 (off) or a window in frames")
+    if options.colorspace:
+        resolve_colorspace(options.colorspace, load_config(options.ocio_config))
+    FaceFilter(options.select, options.max_faces, options.point, options.identity_threshold)
+    if options.select == "identity" and not options.reference:
+        raise DflError("--select identity needs --reference IMAGE (a photo of the person to keep)")
+    create_backend(options.detector, **options.detector_options)
+    return face_type
+
+
+def plan_tracks(
+    frames: dict[int, FrameFaces], sources: dict[int, str], smooth: int, name_for: Callable[[str, int], str]
+) -> dict[int, list[_FaceJob]]:
+    """Link faces into tracks, smooth each track's landmarks over time, and name every face.
+
+    ``sources`` maps frames to their file names; ``name_for(source, face_index)`` is the faceset's naming rule.
+    """
+    order = sorted(f for f in frames if frames[f].error is None)
+    rects = [[tuple(face["rect"]) for face in frames[f].faces] for f in order]
+    ids = link_tracks(rects)
+    jobs: dict[int, list[_FaceJob]] = {}
+    tracks: dict[int, list[tuple[int, int]]] = {}
+    for f, frame_ids in zip(order, ids, strict=True):
+        for i, track in enumerate(frame_ids):
+            tracks.setdefault(track, []).append((f, i))
+    smoothed: dict[tuple[int, int], np.ndarray] = {}
+    for members in tracks.values():
+        # A track spans first..last frame; frames where it is absent are gaps (invalid) in the filter.
+        span = list(range(members[0][0], members[-1][0] + 1))
+        where = dict(members)
+        track = np.zeros((len(span), 68, 2))
+        valid = np.zeros(len(span), bool)
+        for k, f in enumerate(span):
+            if f in where:
+                track[k] = frames[f].faces[where[f]]["landmarks"]
+                valid[k] = True
+        result = smooth_landmark_track(track, smooth, valid) if smooth > 1 else track
+        for k, f in enumerate(span):
+            if valid[k]:
+                smoothed[(f, where[f])] = result[k]
+    for f, frame_ids in zip(order, ids, strict=True):
+        for i, track in enumerate(frame_ids):
+            face = frames[f].faces[i]
+            jobs.setdefault(f, []).append(
+                _FaceJob(
+                    name=name_for(sources[f], i),
+                    face_index=i,
+                    track_id=track,
+                    rect=list(face["rect"]),
+                    score=float(face["score"]),
+                    landmarks=smoothed[(f, i)].tolist(),
+                    raw_landmarks=face["landmarks"],
+                )
+            )
+    return jobs
+
+
+def extract(plate: str, faceset_dir: str, options: ExtractOptions, frames: str | None = None) -> ExtractSummary:
+    """Extract aligned faces of ``plate`` (a sequence spec) into the faceset at ``faceset_dir``."""
+    start = time.perf_counter()
+    face_type = _validate(options)
+    sequence: FrameSequence = open_sequence(plate, frames)
+    faceset = Faceset.create(
+        faceset_dir, face_type=face_type.cli_name, size=options.size, colorspace=WORKING_SPACE,
+        encoding=options.encoding,
+    )
+    summary = ExtractSummary(plate=sequence.pattern, faceset=str(faceset_dir), frames=len(sequence))
+    missing = set(sequence.missing())
+    summary.skipped.extend({"frame": f, "reason": f"file missing: {sequence.path(f)}"} for f in sorted(missing))
+    present = [f for f in sequence.frames if f not in missing]
+    reference = _reference_embeddings(options.reference, options)
+    init_args = (options, reference, str(faceset_dir))
+
+    alignments_path = Path(faceset_dir) / ALIGNMENTS_FILE
+    key = options.detection_key()
+    cached = {} if options.overwrite else _load_alignments(alignments_path, key)
+    detected: dict[int, FrameFaces] = {f: cached[f] for f in present if f in cached and cached[f].error is None}
+    todo = [(f, str(sequence.path(f))) for f in present if f not in detected]
+    runner = _Runner(options, init_args)
+    try:
+        _detect_and_align(runner, todo, detected, summary, faceset, sequence, options, alignments_path, key)
+    finally:
+        runner.close()
+    summary.seconds = time.perf_counter() - start
+    summary.frames_per_second = len(present) / summary.seconds if summary.seconds > 0 else 0.0
+    write_text_atomic(Path(faceset_dir) / SUMMARY_FILE, json.dumps(asdict(summary), indent=2))
+    return summary
+
+
+def _detect_and_align(runner: _Runner, todo: list[tuple], detected: dict[int, FrameFaces],
+                      summary: ExtractSummary, faceset: Faceset, sequence: FrameSequence,
+                      options: ExtractOptions, alignments_path: Path, key: dict[str, object]) -> None:
+    try:
+        for result in runner.map(_detect_frame, todo, "detect"):
+            detected[result.frame] = result
+    except BaseException:  # interrupted (SIGTERM, Ctrl-C): keep the detections made so far for the rerun
+        _save_alignments(alignments_path, key, {f: r for f, r in detected.items() if r.error is None}, {})
+        raise
+    for f in sorted(detected):
+        result = detected[f]
+        summary.warnings.extend(result.warnings)
+        if result.error:
+            summary.skipped.append({"frame": f, "reason": result.error})
+        elif not result.faces:
+            summary.frames_without_face.append(f)
+
+    sources = {f: sequence.path(f).name for f in detected}
+    jobs = plan_tracks(detected, sources, options.smooth, faceset.name_for)
+    _save_alignments(alignments_path, key, detected, jobs)
+    summary.tracks = len({j.track_id for js in jobs.values() for j in js})
+    summary.faces_kept = sum(len(js) for js in jobs.values())
+
+    work = []
+    for f, face_jobs in sorted(jobs.items()):
+        if not options.overwrite and all(faceset.has(j.name) for j in face_jobs):
+            summary.resumed_frames += 1
+            continue
+        work.append((f, str(sequence.path(f)), detected[f].plate_colorspace, face_jobs))
+    for _frame, written, warnings in runner.map(_align_frame, work, "align"):
+        summary.faces_written += written
+        summary.warnings.extend(warnings)
+
+
+def default_jobs() -> int:
+    """One worker per core."""
+    return max(1, os.cpu_count() or 1)
