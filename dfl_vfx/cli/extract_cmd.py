@@ -54,8 +54,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     g.add_argument("--size", type=int, default=d.size, help=f"aligned face size in pixels (default {d.size})")
     g.add_argument("--smooth", type=int, default=d.smooth, metavar="N",
                    help="smooth landmarks over N frames to remove jitter (default 0 = off; 5-9 typical)")
-    g.add_argument("--format", dest="encoding", choices=("png16", "exr"), default=d.encoding,
-                   help="faces as 16-bit PNG or half EXR in the working space (default png16)")
+    g.add_argument("--format", dest="encoding", choices=("exr", "png16"), default=d.encoding,
+                   help="faces as half EXR or 16-bit PNG in the working space (default exr)")
     g = p.add_argument_group("detection")
     g.add_argument("--detector", default=d.detector, help=f"detector backend (default {d.detector})")
     g.add_argument("--detector-option", dest="detector_options", action="append", type=_key_value, default=[],

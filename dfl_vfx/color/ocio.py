@@ -96,14 +96,13 @@ class ColorTransform:
 def unpremultiply(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """RGB / alpha where alpha > epsilon; pixels with (near) zero alpha are returned unchanged."""
     a = alpha[..., None]
-    safe = np.where(a > ALPHA_EPSILON, a, 1.0)
-    return np.where(a > ALPHA_EPSILON, rgb / safe, rgb).astype(np.float32)
+    return np.divide(rgb, a, out=np.array(rgb, dtype=np.float32), where=a > ALPHA_EPSILON)
 
 
 def premultiply(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """RGB * alpha, the inverse of :func:`unpremultiply` where alpha > epsilon."""
     a = alpha[..., None]
-    return np.where(a > ALPHA_EPSILON, rgb * a, rgb).astype(np.float32)
+    return np.multiply(rgb, a, out=np.array(rgb, dtype=np.float32), where=a > ALPHA_EPSILON)
 
 
 class WorkingSpace:

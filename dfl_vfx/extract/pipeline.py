@@ -52,14 +52,14 @@ from dfl_vfx.face.smoothing import smooth_landmark_track
 from dfl_vfx.face.tracking import link_tracks
 from dfl_vfx.faceset import FaceMetadata, Faceset
 from dfl_vfx.io.atomic import atomic_path, write_text_atomic
-from dfl_vfx.io.image import Image, read_image
+from dfl_vfx.io.image import Image, read_image, rgba_channels, set_threads
 from dfl_vfx.io.sequence import FrameSequence, open_sequence
 
 log = logging.getLogger(__name__)
 
 ALIGNMENTS_FILE = "alignments.json"
 SUMMARY_FILE = "extract_summary.json"
-LANDMARK_MARGIN = 0.6  # crop around a detector rect for full-resolution landmarks, in rect sizes
+LANDMARK_MARGIN = 0.3  # crop around a detector rect for full-resolution landmarks, in rect sizes
 
 
 @dataclass
@@ -80,7 +80,7 @@ class ExtractOptions:
     smooth: int = 0
     colorspace: str | None = None
     ocio_config: str | None = None
-    encoding: str = "png16"
+    encoding: str = "exr"  # half EXR: faster to write than 16-bit PNG and keeps values above 1
     jobs: int = 1
     debug_dir: str | None = None
     overwrite: bool = False
@@ -181,9 +181,11 @@ _WORKER: _Worker | None = None
 
 
 def _init_worker(options: ExtractOptions, reference: np.ndarray | None, faceset_root: str, threads: int) -> None:
+    """Per-process set-up; ``threads`` > 0 caps OpenCV and OpenImageIO threads when processes share the cores."""
     global _WORKER
     if threads:
         cv2.setNumThreads(threads)
+        set_threads(threads)
     embedder = FaceEmbedder() if options.select == "identity" else None
     _WORKER = _Worker(
         options=options,
@@ -195,15 +197,26 @@ def _init_worker(options: ExtractOptions, reference: np.ndarray | None, faceset_
     )
 
 
-def _read_plate(path: Path, frame: int, warnings: list[str]) -> tuple[Image, np.ndarray, np.ndarray | None]:
-    """The frame, its finite RGB (NaN/Inf replaced by 0 with a warning) and its alpha."""
-    image = read_image(path)
-    rgb = image.rgb()
+def _read_plate(
+    path: Path, frame: int, warnings: list[str], rows: tuple[int, int] | None = None, with_alpha: bool = True
+) -> tuple[Image, np.ndarray, np.ndarray | None]:
+    """The frame (or a band of its rows), its finite RGB (NaN/Inf replaced by 0 with a warning) and alpha.
+
+    Only the colour and alpha channels are read; other layers are not needed to find or align faces.
+    """
+    channels = rgba_channels(path)
+    if not with_alpha:
+        channels = [c for c in channels if c != "A"]
+    image = read_image(path, channels=channels, rows=rows)
+    rgb = image.pixels[:, :, :3] if channels[:3] == ["R", "G", "B"] and len(channels) == 3 else image.rgb()
     bad = ~np.isfinite(rgb)
     if bad.any():
         warnings.append(f"frame {frame}: {int(bad.sum())} NaN/Inf value(s) in {path.name} treated as 0")
         rgb[bad] = 0.0
-    return image, rgb, image.alpha()
+    alpha = image.alpha()
+    if alpha is not None and alpha.min() >= 1.0:
+        alpha = None  # opaque: nothing to unpremultiply
+    return image, rgb, alpha
 
 
 def _detect_frame(frame: int, path: str) -> FrameFaces:
@@ -212,7 +225,7 @@ def _detect_frame(frame: int, path: str) -> FrameFaces:
     opts = worker.options
     result = FrameFaces(frame=frame)
     try:
-        image, rgb, _ = _read_plate(Path(path), frame, result.warnings)
+        image, rgb, _ = _read_plate(Path(path), frame, result.warnings, with_alpha=False)
         space = worker.space(plate_colorspace(opts.colorspace, image.metadata, load_config(opts.ocio_config)))
         result.plate_colorspace = space.plate_space
         faces = find_plate_faces(rgb, space.display_uint8, worker.backend, opts.detect_size, opts.min_face)
@@ -307,15 +320,22 @@ def face_crop(
     return warp_to_aligned(rgb[y0:y1, x0:x1], local, size, "lanczos"), mat
 
 
+def _face_rows(jobs: list[_FaceJob], size: int, face_type: FaceType) -> tuple[int, int]:
+    """The band of scanlines (y_begin, y_end) that all the faces' aligned crops need."""
+    quads = [aligned_quad(get_transform_mat(np.asarray(j.landmarks), size, face_type), size) for j in jobs]
+    ys = np.concatenate([q[:, 1] for q in quads])
+    return int(np.floor(ys.min())) - 4, int(np.ceil(ys.max())) + 5
+
+
 def _align_frame(frame: int, path: str, plate_space: str, jobs: list[_FaceJob]) -> tuple[int, int, list[str]]:
     worker = _WORKER
     assert worker is not None
     opts = worker.options
-    warnings: list[str] = []
     face_type = FaceType.parse(opts.face_type)
     faceset = Faceset.open(worker.faceset_root)
+    rows = None if opts.debug_dir else _face_rows(jobs, opts.size, face_type)  # debug frames need it all
     try:
-        image, rgb, alpha = _read_plate(Path(path), frame, [])
+        image, rgb, alpha = _read_plate(Path(path), frame, [], rows)
     except DflError as exc:
         return frame, 0, [str(exc)]
     space = worker.space(plate_space)
@@ -352,7 +372,7 @@ def _align_frame(frame: int, path: str, plate_space: str, jobs: list[_FaceJob]) 
         debug.append((landmarks, mat, job.rect))
     if opts.debug_dir:
         _write_debug_frame(Path(opts.debug_dir) / f"{Path(path).stem}.jpg", rgb, origin, space, debug, opts.size)
-    return frame, written, warnings
+    return frame, written, []
 
 
 def _window(w) -> tuple[int, int, int, int]:
@@ -400,9 +420,10 @@ class _Runner:
                 yield fn(*item)
             return
         if self.pool is None:
+            threads = max(1, (os.cpu_count() or 1) // self.options.jobs)
             self.pool = ProcessPoolExecutor(
                 self.options.jobs, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker, initargs=(*self.init_args, 1),
+                initializer=_init_worker, initargs=(*self.init_args, threads),
             )
         yield from tqdm(self.pool.map(fn, *zip(*items, strict=True), chunksize=1), **bar)
 

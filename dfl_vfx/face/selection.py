@@ -17,8 +17,11 @@ def _take(faces: list[DetectedFace], n: int) -> list[DetectedFace]:
 
 
 def largest(faces: list[DetectedFace], n: int = 1) -> list[DetectedFace]:
-    """The `n` largest faces by rect area (ties left to right); n = 0 keeps all, sorted."""
-    return _take(sorted(faces, key=lambda face: (-face.area, face.rect[0])), n)
+    """The `n` largest faces by rect area (ties: higher score, then left to right); n = 0 keeps all, sorted.
+
+    Detectors such as HOG return boxes of quantised sizes, so equal areas are common.
+    """
+    return _take(sorted(faces, key=lambda face: (-face.area, -face.score, face.rect[0])), n)
 
 
 def nearest_to(faces: list[DetectedFace], point: tuple[float, float], n: int = 1) -> list[DetectedFace]:

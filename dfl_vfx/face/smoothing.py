@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import savgol_filter
 
 from dfl_vfx.errors import DflError
 
@@ -40,6 +39,8 @@ def smooth_landmark_track(track: np.ndarray, window: int, valid: np.ndarray | No
     result = track.copy()
     if window <= 1 or frames < 3:
         return result
+    from scipy.signal import savgol_filter  # imported here: scipy.signal costs ~1 s at import
+
     odd_window = window if window % 2 else window + 1
     for start, stop in _valid_runs(usable):
         length = stop - start

@@ -104,6 +104,8 @@ class Image:
     def rgb(self) -> np.ndarray:
         """The R, G, B channels as a new (H, W, 3) float32 array (a luminance-only image is replicated)."""
         idx = [self.index(c) for c in "RGB"]
+        if idx[0] is not None and idx == list(range(idx[0], idx[0] + 3)):
+            return self.pixels[:, :, idx[0] : idx[0] + 3].copy()  # a slice copies far faster than fancy indexing
         if None in idx:
             y = self.index("Y")
             if y is None:
@@ -187,30 +189,67 @@ def read_header(path: str | os.PathLike[str]) -> Image:
         inp.close()
 
 
-def read_image(path: str | os.PathLike[str], channels: list[str] | None = None) -> Image:
-    """Read all channels (or the named ones) of the first subimage as float32 over the data window."""
+def read_image(
+    path: str | os.PathLike[str], channels: list[str] | None = None, rows: tuple[int, int] | None = None
+) -> Image:
+    """Read all channels (or the named ones) of the first subimage as float32 over the data window.
+
+    ``rows`` = (y_begin, y_end) in image coordinates reads only that band of scanlines (clipped to the data
+    window); the returned image's data window is the band. Compressed EXR blocks outside it are not decoded.
+    """
     path = Path(path)
     inp = _open(path)
     try:
         spec = inp.spec()
-        pixels = inp.read_image(0, 0, 0, spec.nchannels, "float")
-        error = inp.geterror() if hasattr(inp, "geterror") else ""
+        names = list(spec.channelnames)
+        missing = [c for c in channels or [] if c not in names]
+        if missing:
+            raise ImageReadError(f"{path}: missing channels {', '.join(missing)} (has {', '.join(names)})")
+        # A contiguous run of channels (R,G,B,A usually is) is read alone; others are read whole then picked.
+        wanted = [names.index(c) for c in channels] if channels is not None else list(range(len(names)))
+        contiguous = wanted == list(range(wanted[0], wanted[0] + len(wanted))) if wanted else False
+        ch0, ch1 = (wanted[0], wanted[-1] + 1) if contiguous else (0, spec.nchannels)
+        y0, y1 = spec.y, spec.y + spec.height
+        if rows is not None:
+            y0, y1 = max(y0, int(rows[0])), min(y1, int(rows[1]))
+        if y1 <= y0:
+            pixels = np.zeros((0, spec.width, ch1 - ch0), np.float32)
+            error = ""
+        elif rows is None:
+            pixels = inp.read_image(0, 0, ch0, ch1, "float")
+            error = inp.geterror()
+        else:
+            pixels = inp.read_scanlines(0, 0, y0, y1, 0, ch0, ch1, "float")
+            error = inp.geterror()
     finally:
         inp.close()
     if pixels is None or error:
         reason = (error or oiio.geterror() or "no pixel data").strip().splitlines()[-1]
         raise ImageReadError(f"{path}: cannot read pixels ({reason}); the file may be truncated: re-render it")
-    pixels = np.asarray(pixels, dtype=np.float32).reshape(spec.height, spec.width, spec.nchannels)
+    pixels = np.asarray(pixels, dtype=np.float32).reshape(y1 - y0, spec.width, ch1 - ch0)
     image = _header(path, spec, pixels)
-    if channels is not None:
-        missing = [c for c in channels if c not in image.channels]
-        if missing:
-            raise ImageReadError(f"{path}: missing channels {', '.join(missing)} (has {', '.join(image.channels)})")
-        idx = [image.channels.index(c) for c in channels]
-        image.pixels = np.ascontiguousarray(pixels[:, :, idx])
+    image.data_window = Window(spec.x, y0, spec.width, y1 - y0)
+    image.channels = image.channels[ch0:ch1]
+    image.channel_formats = image.channel_formats[ch0:ch1]
+    if not contiguous and channels is not None:
+        image.pixels = np.ascontiguousarray(pixels[:, :, wanted])
         image.channels = list(channels)
-        image.channel_formats = [image.channel_formats[i] for i in idx]
+        image.channel_formats = [image.channel_formats[i] for i in wanted]
     return image
+
+
+def rgba_channels(path: str | os.PathLike[str]) -> list[str]:
+    """The R, G, B (or Y) and A channel names a file has, in that order, for reading just those."""
+    names = read_header(path).channels
+    colour = ["R", "G", "B"] if all(c in names for c in "RGB") else ["Y"] if "Y" in names else []
+    if not colour:
+        raise ImageReadError(f"{path}: no R, G, B channels (has {', '.join(names)}); give a colour plate")
+    return colour + (["A"] if "A" in names else [])
+
+
+def set_threads(count: int) -> None:
+    """OpenImageIO's worker threads per process (0 = one per core); lower it when processes run in parallel."""
+    oiio.attribute("threads", int(count))
 
 
 def _spec_for(path: Path, image: Image, compression: str | None) -> oiio.ImageSpec:

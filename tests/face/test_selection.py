@@ -75,3 +75,10 @@ def test_filter_validation():
     changed.point = None
     with pytest.raises(DflError, match="needs a point"):
         changed.apply(FACES)
+
+
+def test_largest_breaks_area_ties_by_score() -> None:
+    # HOG returns boxes of quantised sizes: a weak false find can tie a real face on area.
+    weak = DetectedFace(rect=(100, 300, 172, 372), score=0.34, landmarks=np.zeros((68, 2)))
+    real = DetectedFace(rect=(140, 60, 212, 132), score=1.26, landmarks=np.zeros((68, 2)))
+    assert largest([weak, real], 1) == [real]

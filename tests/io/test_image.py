@@ -157,3 +157,15 @@ def test_unknown_format_and_unwritable_type(tmp_path: Path) -> None:
         write_image(tmp_path / "x.exr", img)
     with pytest.raises(DflError, match=r"x\.nothing: cannot write this file type"):
         write_image(tmp_path / "x.nothing", Image.from_array(np.zeros((2, 2, 3), np.float32)))
+
+
+def test_read_a_band_of_rows_only(tmp_path: Path) -> None:
+    src = _plate(np.random.default_rng(5))
+    write_image(tmp_path / "p.exr", src)
+    full = read_image(tmp_path / "p.exr", channels=src.channels)
+    band = read_image(tmp_path / "p.exr", channels=src.channels, rows=(10, 20))
+    assert band.data_window == Window(-8, 10, 64, 10)
+    np.testing.assert_array_equal(band.pixels, full.pixels[14:24])  # data window starts at y = -4
+    clipped = read_image(tmp_path / "p.exr", rows=(-100, -2))
+    assert clipped.data_window == Window(-8, -4, 64, 2)
+    assert read_image(tmp_path / "p.exr", rows=(500, 600)).pixels.shape == (0, 64, 6)

@@ -136,7 +136,7 @@ def detect_candidates(
     """Detect on a working copy of a (height, width) = `full_shape` frame; rects come back in full-res pixels.
 
     Rects smaller than `min_face` full-res pixels on either side are dropped; the rest are ordered largest
-    first, ties left to right.
+    first, ties by higher score, then left to right.
     """
     working = as_rgb_uint8(working)
     scale_x = full_shape[1] / working.shape[1]
@@ -147,7 +147,8 @@ def detect_candidates(
         if full_rect[2] - full_rect[0] < min_face or full_rect[3] - full_rect[1] < min_face:
             continue
         candidates.append((full_rect, float(score)))
-    candidates.sort(key=lambda item: (-(item[0][2] - item[0][0]) * (item[0][3] - item[0][1]), item[0][0]))
+    # Largest first; HOG boxes come in quantised sizes, so equal areas go by score, then left to right.
+    candidates.sort(key=lambda item: (-(item[0][2] - item[0][0]) * (item[0][3] - item[0][1]), -item[1], item[0][0]))
     return candidates
 
 
@@ -161,7 +162,7 @@ def find_faces(
     """Detect faces on a working copy no larger than `detect_size`, then fit landmarks at full resolution.
 
     Faces smaller than `min_face` full-res pixels on either side are dropped; the rest come back largest
-    first (ties left to right), at most `max_faces` of them when that is > 0.
+    first (ties by score, then left to right), at most `max_faces` of them when that is > 0.
     """
     if detect_size <= 0:
         raise DflError(f"detect_size must be a positive number of pixels, got {detect_size}")

@@ -66,8 +66,9 @@ def test_grayscale_input_is_replicated(astronaut, hog):
     assert iou(faces[0].rect, ASTRONAUT_FACE) > 0.5
 
 
-def test_downscaled_detection_matches_full_resolution(astronaut, hog):
+def test_downscaled_detection_matches_full_resolution(astronaut):
     # The astronaut doubled and pasted into a 1920x1080 black plate: detection runs at 640x360.
+    hog = DlibBackend(coarse_first=False)  # the upsampled pass only: its rects are the precise ones
     offset_x, offset_y = 600, 28
     plate = np.zeros((1080, 1920, 3), np.uint8)
     plate[offset_y : offset_y + 1024, offset_x : offset_x + 1024] = cv2.resize(
@@ -120,3 +121,13 @@ def test_missing_model_file_says_how_to_install(monkeypatch):
 def test_negative_upsample_is_rejected():
     with pytest.raises(DflError, match="upsample"):
         DlibBackend(upsample=-1)
+
+
+def test_coarse_first_finds_big_faces_fast_and_small_faces_by_upsampling(astronaut):
+    coarse, fine = DlibBackend(coarse_first=True, min_score=0.5), DlibBackend(coarse_first=False, min_score=0.5)
+    big = cv2.resize(astronaut, (1024, 1024), interpolation=cv2.INTER_CUBIC)  # face ~180 px: found at level 0
+    a, b = find_faces(big, coarse, detect_size=1024)[0], find_faces(big, fine, detect_size=1024)[0]
+    assert np.linalg.norm(a.landmarks - b.landmarks, axis=1).mean() < 1.5
+    small = cv2.resize(astronaut, (300, 300), interpolation=cv2.INTER_AREA)  # face ~53 px: needs upsampling
+    assert len(coarse.detect(small)) == 1
+    assert DlibBackend(upsample=0).detect(small) == []

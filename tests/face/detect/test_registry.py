@@ -25,10 +25,10 @@ def test_registry_is_explicit():
 def test_create_dlib_with_defaults_and_options():
     backend = create_backend("dlib")
     assert isinstance(backend, DlibBackend)
-    assert backend.config == {"model": "hog", "upsample": 1, "min_score": 0.0}
+    assert backend.config == {"model": "hog", "upsample": 1, "min_score": 0.0, "coarse_first": True}
     # CLI strings are coerced to the type of each default.
-    tuned = create_backend("dlib", model="cnn", upsample="2", min_score="0.25")
-    assert tuned.config == {"model": "cnn", "upsample": 2, "min_score": 0.25}
+    tuned = create_backend("dlib", model="cnn", upsample="2", min_score="0.25", coarse_first="no")
+    assert tuned.config == {"model": "cnn", "upsample": 2, "min_score": 0.25, "coarse_first": False}
 
 
 def test_unknown_backend_lists_names():

@@ -1,0 +1,101 @@
+"""The `dfl-vfx` command: help that teaches, summaries, exit codes and one-line errors."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from dfl_vfx.cli.main import COMMANDS, main
+from dfl_vfx.demo.shot import astronaut_srgb
+
+
+def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert len(capsys.readouterr().out) > 200
+
+
+def test_extract_help_teaches_backends_and_examples(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["extract", "--help"])
+    text = capsys.readouterr().out
+    for needle in ("dlib", "onnx", "--smooth", "--frames", "examples:", "wf (whole_face)", "upsample"):
+        assert needle in text
+
+
+def test_console_script_is_installed() -> None:
+    exe = Path(sys.executable).parent / "dfl-vfx"
+    result = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True)
+    assert result.stdout.startswith("dfl_vfx ")
+
+
+def test_extract_info_sort_and_sheet(small_shot: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "dst"
+    code, text, _ = run(capsys, "extract", str(small_shot / "plate" / "plate.####.exr"), "--out", str(out),
+                        "--frames", "1001-1004", "--size", "128", "--smooth", "3", "--jobs", "1", "--no-progress")
+    assert code == 0
+    assert "extracted 4 face(s) from 4 frame(s)" in text
+    assert (tmp_path / "dst_contact_sheet.png").is_file()
+    code, text, _ = run(capsys, "faceset", "info", str(out))
+    assert code == 0 and "4 face(s), whole_face 128px, exr in ACEScct" in text and "1001 .. 1004" in text
+    code, text, _ = run(capsys, "faceset", "sort", str(out), "--by", "yaw", "--dry-run")
+    assert code == 0 and "would rename 4 of 4 faces" in text
+    code, text, _ = run(capsys, "faceset", "contact-sheet", str(out), "--out", str(tmp_path / "s.png"))
+    assert code == 0 and (tmp_path / "s.png").is_file()
+    # rerun resumes
+    code, text, _ = run(capsys, "extract", str(small_shot / "plate" / "plate.####.exr"), "--out", str(out),
+                        "--frames", "1001-1004", "--size", "128", "--smooth", "3", "--jobs", "1", "--no-progress")
+    assert code == 0 and "4 frame(s) already extracted were kept" in text
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["extract", "missing/plate.####.exr", "--out", "x"], "missing/plate.####.exr"),
+        (["extract", "{shot}/plate/plate.####.exr", "--out", "{tmp}/o", "--face-type", "quarter"], "quarter"),
+        (["extract", "{shot}/plate/plate.####.exr", "--out", "{tmp}/o", "--frames", "10-x"], "--frames '10-x'"),
+        (["extract", "{shot}/plate/plate.####.exr", "--out", "{tmp}/o", "--colorspace", "sRGBB"], "sRGBB"),
+        (["faceset", "info", "{tmp}"], "faceset.json"),
+        (["faceset", "import-dfl", "{tmp}/none", "--out", "{tmp}/o"], "none"),
+    ],
+)
+def test_user_errors_are_one_line_with_exit_2(argv: list[str], needle: str, small_shot: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture) -> None:
+    argv = [a.format(shot=small_shot, tmp=tmp_path) for a in argv]
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dfl-vfx ") and needle in lines[0]
+    assert "Traceback" not in err
+
+
+def test_no_face_anywhere_is_an_error_with_the_summary(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / f"empty.{i + 1:04d}.png"), np.zeros((64, 64, 3), np.uint8))
+    code, out, err = run(capsys, "extract", str(tmp_path / "empty.####.png"), "--out", str(tmp_path / "o"),
+                         "--jobs", "1", "--no-progress")
+    assert code == 2 and "no face in 2 frame(s): 1-2" in out and "no faces extracted" in err
+
+
+def test_colorspaces_lists_the_config(capsys: pytest.CaptureFixture) -> None:
+    code, out, _ = run(capsys, "colorspaces")
+    assert code == 0 and "ACEScg" in out.splitlines() and "ACEScct" in out.splitlines()
+
+
+def test_extract_from_a_photo_with_srgb_colorspace(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    photo = tmp_path / "collins.jpg"
+    cv2.imwrite(str(photo), cv2.cvtColor(astronaut_srgb(), cv2.COLOR_RGB2BGR))
+    code, out, _ = run(capsys, "extract", str(photo), "--out", str(tmp_path / "f"), "--size", "128",
+                       "--select", "largest", "--jobs", "1", "--no-progress")
+    assert code == 0 and "extracted 1 face(s) from 1 frame(s)" in out
