@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import json
+from dataclasses import asdict
 from pathlib import Path
 
-from dfl_vfx.cli.demo_shot_cmd import config_from
+from dfl_vfx.cli.demo_shot_cmd import add_shot_arguments, config_from
 from dfl_vfx.color.ocio import SRGB_SPACE
-from dfl_vfx.demo.shot import DemoShotConfig, build_demo_shot
+from dfl_vfx.demo.shot import build_demo_shot
 from dfl_vfx.extract.contact_sheet import contact_sheet
 from dfl_vfx.extract.pipeline import ExtractOptions, default_jobs, extract
 from dfl_vfx.faceset import Faceset
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
-    defaults = DemoShotConfig()
     p = sub.add_parser(
         name,
         help="build the demo shot and run the main job on it (extract destination and source facesets)",
@@ -24,20 +25,25 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         ),
     )
     p.add_argument("--out", type=Path, default=Path("build/demo"), help="output folder (default build/demo)")
-    p.add_argument("--frames", type=int, default=defaults.frames, help=f"plate length (default {defaults.frames})")
-    p.add_argument("--first-frame", type=int, default=defaults.first_frame, help=argparse.SUPPRESS)
-    p.add_argument("--source-photos", type=int, default=defaults.source_photos, help="number of source photos")
-    p.add_argument("--seed", type=int, default=defaults.seed, help="random seed of the demo shot")
+    add_shot_arguments(p)
     p.add_argument("--jobs", type=int, default=default_jobs(), help="worker processes (default: one per core)")
     p.set_defaults(run=run)
+
+
+def _built_with(shot_file: Path) -> dict | None:
+    """The settings a demo shot on disk was built with, or None."""
+    try:
+        return json.loads(shot_file.read_text())["config"]
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     shot_file = out / "demo_shot.json"
     cfg = config_from(args)
-    if shot_file.is_file() and (out / "plate").is_dir():
-        print(f"demo shot: reusing {out} (delete it to rebuild)")
+    if _built_with(shot_file) == asdict(cfg):
+        print(f"demo shot: reusing {out} (same settings; delete it to rebuild)")
     else:
         build_demo_shot(out, cfg)
     dst = extract(

@@ -8,8 +8,16 @@ from pathlib import Path
 from dfl_vfx.demo.shot import DemoShotConfig, build_demo_shot
 
 
-def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
+def add_shot_arguments(p: argparse.ArgumentParser) -> None:
+    """The demo shot's options, shared by `demo-shot` and `demo`."""
     defaults = DemoShotConfig()
+    p.add_argument("--frames", type=int, default=defaults.frames, help=f"plate length (default {defaults.frames})")
+    p.add_argument("--first-frame", type=int, default=defaults.first_frame, help="first frame number (default 1001)")
+    p.add_argument("--source-photos", type=int, default=defaults.source_photos, help="number of source photos")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="random seed; same seed, same pixels")
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p = sub.add_parser(
         name,
         help="build the demo shot: an ACEScg EXR plate and a source photo set, from packaged public-domain faces",
@@ -20,10 +28,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         ),
     )
     p.add_argument("outdir", type=Path, help="folder to write plate/ and src/ into")
-    p.add_argument("--frames", type=int, default=defaults.frames, help=f"plate length (default {defaults.frames})")
-    p.add_argument("--first-frame", type=int, default=defaults.first_frame, help="first frame number (default 1001)")
-    p.add_argument("--source-photos", type=int, default=defaults.source_photos, help="number of source photos")
-    p.add_argument("--seed", type=int, default=defaults.seed, help="random seed; same seed, same pixels")
+    add_shot_arguments(p)
     p.set_defaults(run=run)
 
 

@@ -99,3 +99,15 @@ def test_extract_from_a_photo_with_srgb_colorspace(tmp_path: Path, capsys: pytes
     code, out, _ = run(capsys, "extract", str(photo), "--out", str(tmp_path / "f"), "--size", "128",
                        "--select", "largest", "--jobs", "1", "--no-progress")
     assert code == 0 and "extracted 1 face(s) from 1 frame(s)" in out
+
+
+def test_demo_runs_the_main_job_and_reuses_its_shot(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    argv = ["demo", "--out", str(tmp_path), "--frames", "2", "--source-photos", "2", "--jobs", "1"]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0
+    assert "extracted 2 face(s) from 2 frame(s)" in out  # plate frames and source photos alike
+    for name in ("dst_faces", "src_faces"):
+        assert (tmp_path / f"{name}_contact_sheet.png").is_file()
+        assert len(list((tmp_path / name).glob("*.exr"))) == 2
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and "reusing" in out and "2 frame(s) already extracted were kept" in out
