@@ -111,3 +111,24 @@ def test_demo_runs_the_main_job_and_reuses_its_shot(tmp_path: Path, capsys: pyte
         assert len(list((tmp_path / name).glob("*.exr"))) == 2
     code, out, _ = run(capsys, *argv)
     assert code == 0 and "reusing" in out and "2 frame(s) already extracted were kept" in out
+
+
+def test_sigterm_unwinds_like_ctrl_c(tmp_path: Path) -> None:
+    script = (
+        "import os, signal, sys\n"
+        "from dfl_vfx.cli import main as m\n"
+        "def run(args):\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    finally:\n"
+        "        open(sys.argv[1], 'w').write('saved')\n"
+        "m.COMMANDS['colorspaces'].run = run\n"
+        "m.colorspaces_cmd.run = run\n"
+        "sys.exit(m.main(['colorspaces']))\n"
+    )
+    marker = tmp_path / "marker"
+    result = subprocess.run([sys.executable, "-c", script, str(marker)], capture_output=True, text=True)
+    assert result.returncode == 130
+    assert marker.read_text() == "saved"  # cleanup ran before exit
+    assert "interrupted; rerun the same command to resume" in result.stderr
+    assert "Traceback" not in result.stderr

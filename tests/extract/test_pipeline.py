@@ -189,3 +189,33 @@ def test_two_workers_give_the_same_faces_as_one(small_shot: Path, tmp_path: Path
     for ra, rb in zip(a.records(), b.records(), strict=True):
         np.testing.assert_array_equal(a.read(ra), b.read(rb))
         assert ra.meta.source_landmarks == rb.meta.source_landmarks
+
+
+def test_interrupted_detection_keeps_its_work_for_the_rerun(small_shot: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from dfl_vfx.extract import pipeline
+
+    class Terminated(BaseException):
+        """Stands in for KeyboardInterrupt (what SIGTERM becomes in the CLI), which pytest keeps for itself."""
+
+    real = pipeline._detect_frame
+    calls: list[int] = []
+
+    def interrupted_at_1004(frame: int, path: str):
+        calls.append(frame)
+        if frame == 1004:
+            raise Terminated
+        return real(frame, path)
+
+    monkeypatch.setattr(pipeline, "_detect_frame", interrupted_at_1004)
+    with pytest.raises(Terminated):
+        extract(str(small_shot / PLATE), str(tmp_path / "dst"), _opts(), frames="1001-1006")
+    cached = json.loads((tmp_path / "dst" / "alignments.json").read_text())
+    assert sorted(cached["frames"], key=int) == ["1001", "1002", "1003"]
+    assert not list((tmp_path / "dst").glob("*.exr"))  # interrupted before any face was written
+
+    calls.clear()
+    monkeypatch.setattr(pipeline, "_detect_frame", lambda frame, path: calls.append(frame) or real(frame, path))
+    summary = extract(str(small_shot / PLATE), str(tmp_path / "dst"), _opts(), frames="1001-1006")
+    assert calls == [1004, 1005, 1006]  # frames 1001-1003 came from the cache
+    assert summary.faces_written == 6
