@@ -1,5 +1,7 @@
 # Two commands: `make demo` and `make test`. Each sets itself up on a fresh clone.
 PYTHON ?= python3
+# The CPU build of torch kept on our machines (a plain `torch` would pull a multi-GB CUDA build).
+TORCH  ?= torch==2.13.0
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.dfl-vfx-installed
@@ -13,6 +15,7 @@ $(BIN)/python:
 
 # Reinstall when packaging or native sources change (the native core is compiled by pip).
 $(STAMP): $(BIN)/python pyproject.toml setup.py $(wildcard native/src/*.cpp native/include/*.h)
+	$(BIN)/python -m pip install -q "$(TORCH)"
 	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $@
 

@@ -1,0 +1,1 @@
+"""Model export: ONNX graphs with metadata, and the DeepFaceLive-compatible DFM variant."""

@@ -1,0 +1,1 @@
+"""Face-swap networks (SAEHD-class autoencoders, discriminators) and their losses, shared by training and export."""
