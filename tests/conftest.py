@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from dfl_vfx.color.ocio import SRGB_SPACE
 from dfl_vfx.demo.shot import DemoShotConfig, build_demo_shot
+from dfl_vfx.extract.pipeline import ExtractOptions, extract
 
 SMALL_SHOT = DemoShotConfig(frames=12, width=640, height=360, overscan=24, source_photos=4, seed=3)
 
@@ -21,3 +23,23 @@ def small_shot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("shot")
     build_demo_shot(root, SMALL_SHOT, progress=False)
     return root
+
+
+TINY_MODEL = {"archi": "df-ud", "resolution": 64, "face_type": "f", "ae_dims": 32, "e_dims": 16, "d_dims": 16,
+              "d_mask_dims": 16}
+
+
+@pytest.fixture(scope="session")
+def facesets(small_shot: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(src, dst) full-face facesets at 64 px."""
+    root = tmp_path_factory.mktemp("train_facesets")
+    common = dict(face_type="f", size=64, select="largest", jobs=1, progress=False)
+    extract(str(small_shot / "plate" / "plate.####.exr"), str(root / "dst"), ExtractOptions(**common))
+    extract(str(small_shot / "src" / "src.####.png"), str(root / "src"),
+            ExtractOptions(colorspace=SRGB_SPACE, **common))
+    return root / "src", root / "dst"
+
+
+@pytest.fixture()
+def tiny_model() -> dict:
+    return dict(TINY_MODEL)

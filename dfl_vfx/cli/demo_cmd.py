@@ -13,6 +13,7 @@ from dfl_vfx.demo.shot import build_demo_shot
 from dfl_vfx.extract.contact_sheet import contact_sheet
 from dfl_vfx.extract.pipeline import ExtractOptions, default_jobs, extract
 from dfl_vfx.faceset import Faceset
+from trainer.config import parse_duration
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
@@ -27,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--out", type=Path, default=Path("build/demo"), help="output folder (default build/demo)")
     add_shot_arguments(p)
     p.add_argument("--jobs", type=int, default=default_jobs(), help="worker processes (default: one per core)")
+    p.add_argument("--train-time", default="3m", help="how long to train the demo model (default 3m; 0 skips)")
     p.set_defaults(run=run)
 
 
@@ -60,4 +62,31 @@ def run(args: argparse.Namespace) -> int:
     for name in ("dst_faces", "src_faces"):
         sheet = contact_sheet(Faceset.open(out / name), out / f"{name}_contact_sheet.png")
         print(f"contact sheet: {sheet}")
+    if parse_duration(args.train_time, "--train-time") > 0:
+        _train_and_export(out, args.train_time)
     return 0
+
+
+# A small whole-face model that learns visibly within minutes on two CPU cores.
+DEMO_MODEL = {"archi": "df-ud", "resolution": 96, "face_type": "wf", "ae_dims": 64, "e_dims": 32, "d_dims": 32,
+              "d_mask_dims": 16}
+
+
+def _train_and_export(out: Path, train_time: str) -> None:
+    from dfl_vfx.export.onnx_export import ExportMetadata, export_onnx
+    from dfl_vfx.models.checkpoint import load_model
+    from trainer.config import load_config
+    from trainer.loop import train
+
+    cfg = load_config(None, {
+        "src": str(out / "src_faces"), "dst": str(out / "dst_faces"), "model_dir": str(out / "model"),
+        "batch_size": 4, "max_time": train_time, "preview_every": 100, "model": DEMO_MODEL,
+    })
+    result = train(cfg)
+    losses = " ".join(f"{k} loss {v:.4f}" for k, v in result.last_losses.items())
+    print(f"trained {result.iterations_this_run} iterations in {result.seconds:.0f} s "
+          f"({result.iterations_per_second:.2f} it/s), {result.iteration} in all; {losses}")
+    print(f"preview: {out / 'model' / 'preview.png'}   loss history: {out / 'model' / 'loss.png'}")
+    model, state = load_model(out / "model")
+    path = export_onnx(model, out / "model.onnx", ExportMetadata.for_model(model, iterations=state["iteration"]))
+    print(f"exported: {path}")

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from dfl_vfx import __version__
-from dfl_vfx.cli import colorspaces_cmd, demo_cmd, demo_shot_cmd, extract_cmd, faceset_cmd
+from dfl_vfx.cli import colorspaces_cmd, demo_cmd, demo_shot_cmd, export_cmd, extract_cmd, faceset_cmd, train_cmd
 from dfl_vfx.errors import DflError
 
 # name -> module with add_parser(subparsers) and run(args) -> int
@@ -18,6 +18,8 @@ COMMANDS = {
     "demo-shot": demo_shot_cmd,
     "extract": extract_cmd,
     "faceset": faceset_cmd,
+    "train": train_cmd,
+    "export": export_cmd,
     "colorspaces": colorspaces_cmd,
 }
 

@@ -10,6 +10,7 @@ import pytest
 
 from dfl_vfx.cli.main import COMMANDS, main
 from dfl_vfx.demo.shot import astronaut_srgb
+from dfl_vfx.models.checkpoint import load_checkpoint
 
 
 def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
@@ -102,15 +103,20 @@ def test_extract_from_a_photo_with_srgb_colorspace(tmp_path: Path, capsys: pytes
 
 
 def test_demo_runs_the_main_job_and_reuses_its_shot(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    argv = ["demo", "--out", str(tmp_path), "--frames", "2", "--source-photos", "2", "--jobs", "1"]
+    argv = ["demo", "--out", str(tmp_path), "--frames", "2", "--source-photos", "2", "--jobs", "1",
+            "--train-time", "3s"]
     code, out, _ = run(capsys, *argv)
     assert code == 0
     assert "extracted 2 face(s) from 2 frame(s)" in out  # plate frames and source photos alike
     for name in ("dst_faces", "src_faces"):
         assert (tmp_path / f"{name}_contact_sheet.png").is_file()
         assert len(list((tmp_path / name).glob("*.exr"))) == 2
+    assert "trained " in out and (tmp_path / "model" / "preview.png").is_file()
+    assert (tmp_path / "model.onnx").is_file() and f"exported: {tmp_path / 'model.onnx'}" in out
+    first = load_checkpoint(tmp_path / "model")["iteration"]
     code, out, _ = run(capsys, *argv)
     assert code == 0 and "reusing" in out and "2 frame(s) already extracted were kept" in out
+    assert load_checkpoint(tmp_path / "model")["iteration"] > first  # training resumed, not restarted
 
 
 def test_sigterm_unwinds_like_ctrl_c(tmp_path: Path) -> None:
