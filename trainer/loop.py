@@ -34,7 +34,8 @@ from dfl_vfx.models.checkpoint import (
     snapshot,
     write_config_json,
 )
-from dfl_vfx.models.losses import LossConfig, reconstruction_loss, style_losses
+from dfl_vfx.models.discriminators import CodeDiscriminator, UNetPatchDiscriminator
+from dfl_vfx.models.losses import LossConfig, bce_with_logits, reconstruction_loss, style_losses, total_variation
 from dfl_vfx.models.saehd import SAEHD
 from trainer.augment import AugmentConfig, make_samples, uniform_yaw_weights
 from trainer.config import TrainConfig
@@ -99,6 +100,43 @@ def _precision(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[kind]
 
 
+class _Adversary:
+    """A discriminator with its own optimiser: learns real vs fake, and scores fakes for the generator."""
+
+    def __init__(self, net: torch.nn.Module, device: torch.device, cfg: TrainConfig) -> None:
+        self.net = net.to(device)
+        self.optimizer = make_optimizer(cfg.optimizer, self.net.parameters(), cfg.lr, False, cfg.seed + 17)
+
+    @staticmethod
+    def _outputs(result: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        return result if isinstance(result, tuple) else (result,)
+
+    def generator_loss(self, fake: torch.Tensor) -> torch.Tensor:
+        """How far the fake is from fooling the discriminator (gradients reach the generator only)."""
+        self.net.requires_grad_(False)
+        loss = sum(bce_with_logits(o, True) for o in self._outputs(self.net(fake)))
+        self.net.requires_grad_(True)
+        return loss
+
+    def step(self, real: torch.Tensor, fake: torch.Tensor) -> float:
+        """One discriminator update on detached inputs."""
+        outputs_real = self._outputs(self.net(real.detach()))
+        outputs_fake = self._outputs(self.net(fake.detach()))
+        loss = sum(bce_with_logits(o, True) for o in outputs_real) + sum(
+            bce_with_logits(o, False) for o in outputs_fake)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
+
+    def state(self) -> dict:
+        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
 class Trainer:
     """One training run of one model folder."""
 
@@ -127,6 +165,14 @@ class Trainer:
             self.run_cfg.optimizer, self.model.parameters(), self.run_cfg.lr, self.run_cfg.lr_dropout, cfg.seed
         )
         self.scaler = torch.amp.GradScaler(enabled=self.autocast_dtype == torch.float16)
+        self.adversaries: dict[str, _Adversary] = {}
+        if self.run_cfg.gan_power > 0:  # DeepFaceLab's patch GAN on the src reconstruction
+            patch = self.run_cfg.gan_patch_size or model_cfg.resolution // 8
+            net = UNetPatchDiscriminator(3, patch_size=patch, base_dims=self.run_cfg.gan_dims)
+            self.adversaries["gan"] = _Adversary(net, self.device, self.run_cfg)
+        if self.run_cfg.true_face_power > 0:  # TrueFace: src codes should be indistinguishable from dst codes
+            channels, code_res, _ = self.model.code_shape
+            self.adversaries["true_face"] = _Adversary(CodeDiscriminator(channels, code_res), self.device, self.run_cfg)
         self.sample_generator = torch.Generator().manual_seed(cfg.seed * 7919 + 1 + self.ddp.rank)
         self.augment_generator = torch.Generator(device=self.device).manual_seed(cfg.seed * 7919 + 2 + self.ddp.rank)
         self.iteration = 0
@@ -182,6 +228,9 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             self.iteration = int(state["iteration"])
             self.history = {k: list(v) for k, v in state["history"].items()}
+            for name, saved in state.get("adversaries", {}).items():
+                if name in self.adversaries:  # a discriminator switched on later starts fresh
+                    self.adversaries[name].load(saved)
             rng = state["rng"]
             rank_key = str(self.ddp.rank)
             if rank_key in rng:
@@ -238,6 +287,18 @@ class Trainer:
             if self.run_cfg.face_style_power > 0 or self.run_cfg.bg_style_power > 0:
                 total = total + style_losses(out["swap_rgb"], dst["target"], out["swap_mask"], dst["mask"],
                                              self.loss_cfg)
+            gan_real = gan_fake = None
+            if "gan" in self.adversaries:
+                mask = src["mask"] if self.run_cfg.masked_training else torch.ones_like(src["mask"])
+                gan_real, gan_fake = src["target"] * mask, out["src_rgb"] * mask
+                total = total + self.run_cfg.gan_power * self.adversaries["gan"].generator_loss(gan_fake)
+                if self.run_cfg.masked_training:  # DFL: suppress GAN dots outside the face
+                    outside = 1.0 - mask
+                    total = total + 1e-6 * total_variation(out["src_rgb"]).mean() + 0.02 * torch.mean(
+                        ((out["src_rgb"] - src["target"]) * outside) ** 2)
+            if "true_face" in self.adversaries:
+                total = total + self.run_cfg.true_face_power * self.adversaries["true_face"].generator_loss(
+                    out["src_code"])
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         if self.run_cfg.clipgrad:
@@ -245,6 +306,10 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if gan_fake is not None:
+            self.adversaries["gan"].step(gan_real, gan_fake)
+        if "true_face" in self.adversaries:
+            self.adversaries["true_face"].step(out["dst_code"], out["src_code"])
         self.iteration += 1
         losses = {"src": float(loss_src.detach()), "dst": float(loss_dst.detach())}
         if not all(np.isfinite(list(losses.values()))):
@@ -271,6 +336,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "history": self.history,
+            "adversaries": {name: adversary.state() for name, adversary in self.adversaries.items()},
             "rng": all_rng,
             "config": self.cfg.to_dict(),
             "dfl_vfx_version": __version__,

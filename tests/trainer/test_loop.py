@@ -149,3 +149,18 @@ def test_optional_terms_train(facesets, tmp_path: Path, tiny_model: dict) -> Non
                uniform_yaw=True, blur_out_mask=True)
     result = train(cfg, progress=False)
     assert result.iteration == 2 and all(v == v and v > 0 for v in result.last_losses.values())
+
+
+def test_gan_and_true_face_train_and_resume(facesets, tmp_path: Path, tiny_model: dict) -> None:
+    cfg = _cfg(facesets, tmp_path / "m", tiny_model, max_iters=2, gan_power=0.1, true_face_power=0.01)
+    train(cfg, progress=False)
+    state = load_checkpoint(tmp_path / "m")
+    assert sorted(state["adversaries"]) == ["gan", "true_face"]
+    before = {k: v.clone() for k, v in state["adversaries"]["gan"]["net"].items()}
+    cfg = _cfg(facesets, tmp_path / "m", tiny_model, max_iters=3, gan_power=0.1, true_face_power=0.01)
+    trainer = Trainer(cfg, progress=False)
+    loaded = trainer.adversaries["gan"].net.state_dict()
+    assert all(torch.equal(before[k], loaded[k]) for k in before)  # the discriminator resumed too
+    trainer.run()
+    after = load_checkpoint(tmp_path / "m")["adversaries"]["gan"]["net"]
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # and kept learning
