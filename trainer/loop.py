@@ -225,6 +225,13 @@ class Trainer:
                     f"asks for {self.cfg.model.to_dict()}: use the stored model options or another --model-dir"
                 )
             self.model.load_state_dict(state["model"])
+            if state["config"].get("pretrain") and not self.cfg.pretrain:
+                # DeepFaceLab: leaving pretraining restarts the count with fresh inter blocks and optimiser
+                self.model.reset_parameters(self.model.inter_modules())
+                if self.ddp.main:
+                    log.info("pretraining ended: iteration reset to 0, %s re-initialised",
+                             ", ".join(self.model.inter_modules()))
+                return
             self.optimizer.load_state_dict(state["optimizer"])
             self.iteration = int(state["iteration"])
             self.history = {k: list(v) for k, v in state["history"].items()}

@@ -164,3 +164,18 @@ def test_gan_and_true_face_train_and_resume(facesets, tmp_path: Path, tiny_model
     trainer.run()
     after = load_checkpoint(tmp_path / "m")["adversaries"]["gan"]["net"]
     assert any(not torch.equal(before[k], after[k]) for k in before)  # and kept learning
+
+
+def test_snapshots_bf16_and_leaving_pretrain(facesets, tmp_path: Path, tiny_model: dict) -> None:
+    train(_cfg(facesets, tmp_path / "m", tiny_model, max_iters=4, snapshot_every=2, precision="bf16",
+               pretrain=True), progress=False)
+    snapshots = sorted(p.name for p in (tmp_path / "m" / "snapshots").iterdir())
+    assert [name[:19] for name in snapshots] == ["checkpoint_00000002", "checkpoint_00000004"]
+    pretrained = load_checkpoint(tmp_path / "m")
+    trainer = Trainer(_cfg(facesets, tmp_path / "m", tiny_model, max_iters=1), progress=False)
+    assert trainer.iteration == 0 and trainer.history == {"src": [], "dst": []}
+    now = trainer.model.state_dict()
+    encoder = [k for k in now if k.startswith("encoder.")]
+    assert encoder and all(torch.equal(now[k], pretrained["model"][k]) for k in encoder)  # kept
+    inter = [k for k in now if k.startswith("inter.") and k.endswith("weight")]
+    assert not any(torch.equal(now[k], pretrained["model"][k]) for k in inter)
