@@ -12,15 +12,6 @@ from dfl_vfx.models.discriminators import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny tensors: one thread avoids oversubscription on small shared CI machines."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize(
     ("layers", "field"),
     [([(3, 2)] * 4, 31), ([(3, 1)] * 3, 7), ([(5, 2), (5, 2)], 13), ([(3, 2), (3, 1), (3, 2), (3, 2)], 19), ([], 1)],

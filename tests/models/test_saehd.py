@@ -27,15 +27,6 @@ TABLE_4_6 = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny tensors: one thread avoids oversubscription on small shared CI machines (20x slower under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def small_config(archi: str, resolution: int = 64) -> ModelConfig:
     return ModelConfig(archi=archi, resolution=resolution, ae_dims=64, e_dims=16, d_dims=16)
 
