@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from dfl_vfx.color.ocio import SRGB_SPACE
 from dfl_vfx.demo.shot import DemoShotConfig, build_demo_shot
@@ -43,3 +44,22 @@ def facesets(small_shot: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
 @pytest.fixture()
 def tiny_model() -> dict:
     return dict(TINY_MODEL)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("cpu"),
+        pytest.param(
+            "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU with CUDA")
+        ),
+    ]
+)
+def device(request: pytest.FixtureRequest) -> str:
+    """Run a test on every device: the CPU always, CUDA where a GPU is present."""
+    return request.param
+
+
+@pytest.fixture(params=[torch.float32, torch.float64], ids=["float32", "float64"])
+def dtype(request: pytest.FixtureRequest) -> torch.dtype:
+    """Run a test in single and double precision."""
+    return request.param

@@ -20,14 +20,6 @@ from dfl_vfx.models.losses import (
     total_variation,
 )
 
-DEVICES = [
-    pytest.param("cpu"),
-    pytest.param(
-        "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU with CUDA")
-    ),
-]
-DTYPES = [torch.float32, torch.float64]
-
 
 @cache
 def _astronaut() -> torch.Tensor:
@@ -49,8 +41,6 @@ def disc_mask(resolution: int, radius: float, batch: int = 2) -> torch.Tensor:
     return inside.float()[None, None].expand(batch, 1, resolution, resolution).clone()
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype", DTYPES)
 def test_dssim_identical_zero_noise_large_symmetric(device: str, dtype: torch.dtype) -> None:
     faces = face_batch(64, device, dtype)
     noise = torch.rand(faces.shape, generator=torch.Generator().manual_seed(1)).to(device, dtype)
@@ -62,8 +52,6 @@ def test_dssim_identical_zero_noise_large_symmetric(device: str, dtype: torch.dt
     torch.testing.assert_close(dssim(noise, faces, 11), against_noise, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype", DTYPES)
 def test_dssim_equals_kornia_valid_ssim_loss_for_odd_windows(device: str, dtype: torch.dtype) -> None:
     faces = face_batch(64, device, dtype)
     other = faces.flip(0) * 0.7 + 0.1
@@ -97,8 +85,6 @@ def test_structure_kernels(resolution: int, expected: list[tuple[float, int]]) -
     assert structure_kernels(resolution) == expected
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype", DTYPES)
 def test_loss_mask_range_and_blur_margin(device: str, dtype: torch.dtype) -> None:
     mask = torch.zeros(1, 1, 128, 128, device=device, dtype=dtype)
     mask[..., :64] = 1.0
@@ -116,8 +102,6 @@ def _config(**kwargs: object) -> LossConfig:
     return LossConfig(resolution=64, **kwargs)
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype", DTYPES)
 def test_reconstruction_loss_zero_when_perfect_and_grows_with_error(device: str, dtype: torch.dtype) -> None:
     target = face_batch(64, device, dtype)
     mask = disc_mask(64, 24).to(device, dtype)

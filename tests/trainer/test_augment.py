@@ -25,13 +25,6 @@ from trainer.augment import (
     uniform_yaw_weights,
 )
 
-DEVICES = [
-    pytest.param("cpu"),
-    pytest.param(
-        "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU with CUDA")
-    ),
-]
-DTYPES = [torch.float32, torch.float64]
 NO_GEOMETRY = AugmentConfig(random_warp=False, random_flip=False, rotation=0.0, scale=0.0, shift=0.0)
 
 
@@ -69,8 +62,6 @@ def _samples(cfg: AugmentConfig, seed: int, device: str = "cpu", dtype: torch.dt
     return make_samples(faces, masks, eyes, cfg, torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype", DTYPES)
 def test_identity_settings_reproduce_the_input(device: str, dtype: torch.dtype) -> None:
     faces = face_batch(64, device, dtype)
     masks = disc_mask(64, 24).to(device, dtype)
@@ -81,8 +72,6 @@ def test_identity_settings_reproduce_the_input(device: str, dtype: torch.dtype) 
         torch.testing.assert_close(out[name], expected, rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype", DTYPES)
 def test_certain_flip_mirrors_exactly(device: str, dtype: torch.dtype) -> None:
     cfg = AugmentConfig(random_warp=False, rotation=0.0, scale=0.0, shift=0.0, flip_prob=1.0)
     out = _samples(cfg, 0, device, dtype)
@@ -194,8 +183,6 @@ def _masked_lab_stats(rgb: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tens
     return mean, std
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype", DTYPES)
 def test_rct_moves_masked_lab_statistics_to_dst(device: str, dtype: torch.dtype) -> None:
     src = (0.2 + 0.6 * face_batch(64)[:1]).to(device, dtype)
     hopper = F.interpolate(_grace_hopper()[:, :, 50:450, 100:500], size=(64, 64), mode="area")
@@ -232,8 +219,6 @@ def test_augment_config_rejects_unknown_ct_mode() -> None:
         AugmentConfig(ct_mode="sot")
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype", DTYPES)
 def test_blur_out_mask_keeps_the_face_and_smooths_the_background(device: str, dtype: torch.dtype) -> None:
     faces = face_batch(128, device, dtype)
     masks = disc_mask(128, 40).to(device, dtype)
