@@ -4,4 +4,7 @@
 PYBIND11_MODULE(_native, m) {
     m.doc() = "dfl_vfx native core (C++17). Pure-NumPy reference paths live in dfl_vfx; this module accelerates them.";
     dfl::bind_info(m);
+    dfl::bind_warp(m);
+    dfl::bind_mask(m);
+    dfl::bind_composite(m);
 }
