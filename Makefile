@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 # Reinstall when packaging or native sources change (the native core is compiled by pip).
-$(STAMP): $(BIN)/python pyproject.toml setup.py $(wildcard native/src/*.cpp native/include/*.h)
+$(STAMP): $(BIN)/python pyproject.toml setup.py $(wildcard native/src/* native/include/*) $(wildcard native/cuda/*)
 	$(BIN)/python -m pip install -q "$(TORCH)"
 	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $@
