@@ -7,7 +7,11 @@ import torch
 
 from dfl_vfx.color.ocio import SRGB_SPACE
 from dfl_vfx.demo.shot import DemoShotConfig, build_demo_shot
+from dfl_vfx.export.onnx_export import ExportMetadata, export_onnx
 from dfl_vfx.extract.pipeline import ExtractOptions, extract
+from dfl_vfx.models.checkpoint import save_checkpoint
+from dfl_vfx.models.config import ModelConfig
+from dfl_vfx.models.saehd import SAEHD
 
 SMALL_SHOT = DemoShotConfig(frames=12, width=640, height=360, overscan=24, source_photos=4, seed=3)
 
@@ -44,6 +48,22 @@ def facesets(small_shot: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
 @pytest.fixture()
 def tiny_model() -> dict:
     return dict(TINY_MODEL)
+
+
+SWAP_MODEL = {"archi": "df-ud", "resolution": 64, "face_type": "f", "ae_dims": 32, "e_dims": 16, "d_dims": 16,
+              "d_mask_dims": 16}
+
+
+@pytest.fixture(scope="session")
+def swap_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(model folder, exported .onnx) of a seeded, untrained full-face 64 px df-ud model."""
+    root = tmp_path_factory.mktemp("swap_model")
+    torch.manual_seed(0)
+    model = SAEHD(ModelConfig.from_dict(SWAP_MODEL)).eval()
+    save_checkpoint(root / "model", {"config": {"model": dict(SWAP_MODEL)}, "model": model.state_dict(),
+                                     "iteration": 0})
+    path = export_onnx(model, root / "model.onnx", ExportMetadata.for_model(model, iterations=0))
+    return root / "model", path
 
 
 @pytest.fixture(

@@ -190,13 +190,20 @@ def read_header(path: str | os.PathLike[str]) -> Image:
 
 
 def read_image(
-    path: str | os.PathLike[str], channels: list[str] | None = None, rows: tuple[int, int] | None = None
+    path: str | os.PathLike[str],
+    channels: list[str] | None = None,
+    rows: tuple[int, int] | None = None,
+    pixel_type: str = "float",
 ) -> Image:
-    """Read all channels (or the named ones) of the first subimage as float32 over the data window.
+    """Read all channels (or the named ones) of the first subimage over the data window.
 
     ``rows`` = (y_begin, y_end) in image coordinates reads only that band of scanlines (clipped to the data
     window); the returned image's data window is the band. Compressed EXR blocks outside it are not decoded.
+    ``pixel_type`` "float" gives float32 pixels; "native" gives float16 when every channel read is half (half
+    plates then stay half through a merge, at half the memory), else float32.
     """
+    if pixel_type not in ("float", "native"):
+        raise ValueError(f"pixel_type must be 'float' or 'native', not {pixel_type!r}")
     path = Path(path)
     inp = _open(path)
     try:
@@ -209,24 +216,27 @@ def read_image(
         wanted = [names.index(c) for c in channels] if channels is not None else list(range(len(names)))
         contiguous = wanted == list(range(wanted[0], wanted[0] + len(wanted))) if wanted else False
         ch0, ch1 = (wanted[0], wanted[-1] + 1) if contiguous else (0, spec.nchannels)
+        formats = [_format_name(t) for t in spec.channelformats] or [_format_name(spec.format)] * spec.nchannels
+        half = pixel_type == "native" and all(formats[i] == "half" for i in range(ch0, ch1))
+        oiio_type, np_type = ("half", np.float16) if half else ("float", np.float32)
         y0, y1 = spec.y, spec.y + spec.height
         if rows is not None:
             y0, y1 = max(y0, int(rows[0])), min(y1, int(rows[1]))
         if y1 <= y0:
-            pixels = np.zeros((0, spec.width, ch1 - ch0), np.float32)
+            pixels = np.zeros((0, spec.width, ch1 - ch0), np_type)
             error = ""
         elif rows is None:
-            pixels = inp.read_image(0, 0, ch0, ch1, "float")
+            pixels = inp.read_image(0, 0, ch0, ch1, oiio_type)
             error = inp.geterror()
         else:
-            pixels = inp.read_scanlines(0, 0, y0, y1, 0, ch0, ch1, "float")
+            pixels = inp.read_scanlines(0, 0, y0, y1, 0, ch0, ch1, oiio_type)
             error = inp.geterror()
     finally:
         inp.close()
     if pixels is None or error:
         reason = (error or oiio.geterror() or "no pixel data").strip().splitlines()[-1]
         raise ImageReadError(f"{path}: cannot read pixels ({reason}); the file may be truncated: re-render it")
-    pixels = np.asarray(pixels, dtype=np.float32).reshape(y1 - y0, spec.width, ch1 - ch0)
+    pixels = np.asarray(pixels, dtype=np_type).reshape(y1 - y0, spec.width, ch1 - ch0)
     image = _header(path, spec, pixels)
     image.data_window = Window(spec.x, y0, spec.width, y1 - y0)
     image.channels = image.channels[ch0:ch1]
@@ -298,7 +308,8 @@ def write_image(path: str | os.PathLike[str], image: Image, compression: str | N
         if out is None:
             raise DflError(f"{path}: cannot write this file type ({oiio.geterror().strip()}); use .exr, .png or .tif")
         ok = out.open(str(tmp), spec)
-        ok = ok and out.write_image(np.ascontiguousarray(image.pixels, dtype=np.float32))
+        pixels = image.pixels if image.pixels.dtype in (np.float16, np.float32) else image.pixels.astype(np.float32)
+        ok = ok and out.write_image(np.ascontiguousarray(pixels))
         error = out.geterror()
         out.close()
         if not ok or error:

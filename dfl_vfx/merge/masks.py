@@ -1,0 +1,126 @@
+"""Merge masks: mask-mode expressions over the landmark hull and the learned masks, DeepFaceLab's erode/blur units.
+
+A mask mode is a sum of products of mask names, e.g. ``learned-prd*learned-dst`` (DeepFaceLab's default) or
+``hull+learned-dst``; sums are clipped to 1. DeepFaceLab's numeric modes 0..5 are accepted as aliases. XSeg names
+are reserved for the segmentation models that come later.
+
+Erode and blur keep DeepFaceLab's units: pixels of the aligned face at 4x the model resolution (an erode of 40 on a
+256 model is 40 px at 1024). :func:`plate_erode_radius` and :func:`plate_blur_sigma` turn them into plate pixels
+for a face of a given size, so the same setting looks the same on a 1080p and a 4K plate.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from dfl_vfx.errors import DflError
+
+MASK_NAMES = ("full", "hull", "learned-prd", "learned-dst")
+XSEG_NAMES = ("xseg-prd", "xseg-dst")
+DFL_MASK_MODES = {
+    "0": "full",
+    "1": "hull",
+    "2": "learned-prd",
+    "3": "learned-dst",
+    "4": "learned-prd*learned-dst",
+    "5": "learned-prd+learned-dst",
+}
+DEFAULT_MASK_MODE = "learned-prd*learned-dst"
+ERODE_RANGE = (-400, 400)
+BLUR_RANGE = (0, 400)
+MASK_PROCESSING_SCALE = 4  # DeepFaceLab processes masks in aligned space at 4x the model resolution
+
+
+def parse_mask_mode(mode: str) -> list[list[str]]:
+    """``"a*b+c"`` -> ``[["a", "b"], ["c"]]``; DeepFaceLab's numbers map to their names."""
+    text = DFL_MASK_MODES.get(str(mode).strip(), str(mode).strip().lower())
+    terms = [[name.strip() for name in term.split("*")] for term in text.split("+")]
+    for term in terms:
+        for name in term:
+            if name in XSEG_NAMES:
+                raise DflError(f"--mask-mode {mode}: XSeg masks need a trained XSeg model, which this version "
+                               f"cannot load yet; use {', '.join(MASK_NAMES)}")
+            if name not in MASK_NAMES:
+                raise DflError(f"--mask-mode {mode}: unknown mask {name!r}; combine {', '.join(MASK_NAMES)} with * "
+                               f"and + (e.g. {DEFAULT_MASK_MODE}) or use DeepFaceLab's 0..5")
+    return terms
+
+
+def mask_names(mode: str) -> set[str]:
+    """The masks a mode needs (so callers only build those)."""
+    return {name for term in parse_mask_mode(mode) for name in term}
+
+
+def combine_masks(mode: str, masks: dict[str, np.ndarray]) -> np.ndarray:
+    """Evaluate a mask mode over named (H, W) float32 masks in [0, 1]; the result is clipped to [0, 1]."""
+    terms = parse_mask_mode(mode)
+    shape = next(iter(masks.values())).shape if masks else None
+    total: np.ndarray | None = None
+    for term in terms:
+        product: np.ndarray | None = None
+        for name in term:
+            if name == "full":
+                if shape is None:
+                    raise ValueError("combine_masks needs at least one mask array to know the shape")
+                value = np.ones(shape, np.float32)
+            elif name in masks:
+                value = np.clip(np.asarray(masks[name], np.float32), 0.0, 1.0)
+            else:
+                raise ValueError(f"mask mode {mode!r} needs the {name!r} mask")
+            product = value if product is None else product * value
+        total = product if total is None else total + product
+    assert total is not None
+    return np.clip(total, 0.0, 1.0).astype(np.float32)
+
+
+def check_erode_blur(erode: float, blur: float) -> None:
+    """Range checks with the option names in the message."""
+    if not ERODE_RANGE[0] <= erode <= ERODE_RANGE[1]:
+        raise DflError(f"--erode {erode} is out of range; use {ERODE_RANGE[0]}..{ERODE_RANGE[1]} "
+                       "(positive shrinks the mask, negative grows it)")
+    if not BLUR_RANGE[0] <= blur <= BLUR_RANGE[1]:
+        raise DflError(f"--blur {blur} is out of range; use {BLUR_RANGE[0]}..{BLUR_RANGE[1]}")
+
+
+def face_scale(matrix: np.ndarray) -> float:
+    """Aligned pixels per plate pixel of a 2x3 similarity (plate -> aligned)."""
+    return float(math.sqrt(abs(np.linalg.det(np.asarray(matrix, np.float64)[:, :2]))))
+
+
+def opencv_gaussian_sigma(kernel_size: int) -> float:
+    """The sigma OpenCV derives from an odd kernel size when given sigma 0 (as DeepFaceLab's blur does)."""
+    return 0.3 * ((kernel_size - 1) * 0.5 - 1.0) + 0.8
+
+
+def plate_erode_radius(erode: float, matrix: np.ndarray) -> float:
+    """DeepFaceLab erode (elliptical kernel of ``erode`` px at 4x model res) as a disc radius in plate pixels."""
+    plate_per_processing_px = 1.0 / (face_scale(matrix) * MASK_PROCESSING_SCALE)
+    return erode / 2.0 * plate_per_processing_px
+
+
+def plate_blur_sigma(blur: float, matrix: np.ndarray) -> float:
+    """DeepFaceLab blur (Gaussian, odd kernel ``blur`` px at 4x model res, OpenCV sigma) as a plate-pixel sigma."""
+    if blur <= 0:
+        return 0.0
+    kernel = int(blur) + (1 - int(blur) % 2)
+    plate_per_processing_px = 1.0 / (face_scale(matrix) * MASK_PROCESSING_SCALE)
+    return opencv_gaussian_sigma(kernel) * plate_per_processing_px
+
+
+def clip_to_predicted_area(mask: np.ndarray, erode: float, blur: float) -> np.ndarray:
+    """Zero the aligned mask near the square's edge so that dilation and blur stay inside the predicted face.
+
+    The margin, in aligned pixels at model resolution, is half the blur kernel plus the dilation (DeepFaceLab clips
+    the eroded mask to the predicted area less half the blur before blurring).
+    """
+    size = mask.shape[0]
+    margin_processing = max(0.0, -erode) / 2.0 + max(0.0, blur) / 2.0
+    margin = int(math.ceil(margin_processing / MASK_PROCESSING_SCALE))
+    if margin <= 0:
+        return mask
+    out = np.zeros_like(mask)
+    if 2 * margin < size:
+        out[margin:size - margin, margin:size - margin] = mask[margin:size - margin, margin:size - margin]
+    return out

@@ -1,0 +1,242 @@
+"""DeepFaceLab's merger rebuilt for scene-linear plates: per-face crop, colour transfer, masks and paste.
+
+Per face: crop the plate at the model's face type and resolution (unpremultiplied, scene-linear, lanczos), convert
+it to the model's input space, predict, transfer colour in that space under the face mask, sharpen or blur, convert
+the face back to the plate's space with the exact inverse transform (values above 1 survive), build the mask from
+the mask mode, and paste it with the native (or reference) warp / erode / blur / composite. Pixels the final mask
+does not touch are not written, so they stay bit-identical to the plate.
+
+This module holds no file I/O: :mod:`dfl_vfx.swap` reads frames, runs the network and writes the layers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from dfl_vfx.color.ocio import WorkingSpace, unpremultiply
+from dfl_vfx.errors import DflError
+from dfl_vfx.face.align import aligned_quad, get_transform_mat, transform_points, warp_to_aligned
+from dfl_vfx.face.face_type import FaceType
+from dfl_vfx.face.masks import hull_mask
+from dfl_vfx.merge import ops
+from dfl_vfx.merge.color_transfer import COLOR_TRANSFER_MODES, transfer_color
+from dfl_vfx.merge.face_filters import face_scale_matrix, motion_blur, sharpen
+from dfl_vfx.merge.masks import (
+    DEFAULT_MASK_MODE,
+    check_erode_blur,
+    clip_to_predicted_area,
+    combine_masks,
+    mask_names,
+    plate_blur_sigma,
+    plate_erode_radius,
+)
+
+LAYERS = ("rgba", "mask", "face", "raw")
+DEFAULT_LAYERS = ("rgba", "mask", "face")
+SHARPEN_MODES = ("none", "box", "gaussian")
+TRANSFER_MARGIN = 0.05  # working-space units (ACEScct: about 0.85 stops)
+
+
+@dataclass
+class MergeSettings:
+    """The merger's knobs (DeepFaceLab's names and ranges, see docs); defaults suit a first look at a shot."""
+
+    mask_mode: str = DEFAULT_MASK_MODE
+    erode: float = 0.0
+    blur: float = 25.0
+    color_transfer: str = "rct"
+    face_scale: float = 0.0  # percent, -50..50
+    interpolation: str = "bicubic"
+    sharpen_mode: str = "none"
+    sharpen_amount: float = 0.0  # -100..100
+    motion_blur: float = 0.0  # 0..100, along the landmark motion; off with several faces
+    seed: int = 0
+
+    def validate(self) -> None:
+        """Clear one-line errors naming the option."""
+        mask_names(self.mask_mode)
+        check_erode_blur(self.erode, self.blur)
+        if self.color_transfer not in COLOR_TRANSFER_MODES and self.color_transfer != "none":
+            raise DflError(f"--color-transfer {self.color_transfer}: unknown; use none, "
+                           f"{', '.join(sorted(COLOR_TRANSFER_MODES))}")
+        if not -50 <= self.face_scale <= 50:
+            raise DflError(f"--face-scale {self.face_scale} is out of range; use -50..50 (percent)")
+        if self.interpolation not in ops.INTERPOLATIONS:
+            raise DflError(f"--interpolation {self.interpolation}: unknown; use {', '.join(ops.INTERPOLATIONS)}")
+        if self.sharpen_mode not in SHARPEN_MODES:
+            raise DflError(f"--sharpen-mode {self.sharpen_mode}: unknown; use {', '.join(SHARPEN_MODES)}")
+        if not -100 <= self.sharpen_amount <= 100:
+            raise DflError(f"--sharpen-amount {self.sharpen_amount} is out of range; use -100..100")
+        if not 0 <= self.motion_blur <= 100:
+            raise DflError(f"--motion-blur {self.motion_blur} is out of range; use 0..100")
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def digest(self, *extra: object) -> str:
+        """A short hash of the settings (and anything else that changes the pixels), for skipping finished frames."""
+        text = json.dumps([self.to_dict(), *extra], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class FacePlan:
+    """One face to swap in a frame: landmarks in absolute plate pixels and, for motion blur, its motion."""
+
+    landmarks: np.ndarray  # (68, 2)
+    index: int = 0
+    track_id: int = 0
+    motion: np.ndarray | None = None  # (2,) plate pixels per frame (landmark centroid), or None
+
+
+@dataclass
+class PreparedFace:
+    """A face cropped for the network: its model input and where it came from."""
+
+    plan: FacePlan
+    matrix: np.ndarray  # absolute plate -> aligned at the model resolution
+    model_input: np.ndarray  # (R, R, 3) float32 in the model's input space
+    hull: np.ndarray  # (R, R) float32 landmark hull in aligned space
+
+
+@dataclass
+class PastedFace:
+    """What was pasted: for the header and the layers."""
+
+    plan: FacePlan
+    matrix: np.ndarray
+    bbox: tuple[int, int, int, int]  # absolute plate pixels, end exclusive
+    face_type: str
+    resolution: int
+
+    def header_entry(self) -> dict[str, object]:
+        return {
+            "index": self.plan.index,
+            "track_id": self.plan.track_id,
+            "landmarks": np.round(self.plan.landmarks, 4).tolist(),
+            "matrix": np.round(self.matrix, 8).tolist(),
+            "resolution": self.resolution,
+            "face_type": self.face_type,
+            "bbox": list(self.bbox),
+        }
+
+
+@dataclass
+class MergeLayers:
+    """Per-frame layer buffers, array coordinates of the plate (None when not asked for)."""
+
+    mask: np.ndarray | None = None  # (H, W) float32
+    face: np.ndarray | None = None  # (H, W, 4) premultiplied
+    raw: np.ndarray | None = None  # (H, W, 4)
+    faces: list[PastedFace] = field(default_factory=list)
+
+
+def _clip_to_source_range(face: np.ndarray, source: np.ndarray, margin: float = TRANSFER_MARGIN) -> np.ndarray:
+    """Keep a colour-transferred face within the destination crop's range (per channel, plus a margin).
+
+    Matching the statistics of a nearly flat prediction (an early model) multiplies its noise; in a log working
+    space that noise would come back as scene-linear values in the hundreds. DeepFaceLab clips to its [0, 1] image
+    range for the same reason; the plate's own range (highlights included) is the scene-linear analogue.
+    """
+    low = source.reshape(-1, 3).min(axis=0) - margin
+    high = source.reshape(-1, 3).max(axis=0) + margin
+    return np.clip(face, low, high).astype(np.float32)
+
+
+def _local_matrix(matrix: np.ndarray, origin: tuple[int, int]) -> np.ndarray:
+    """Absolute plate -> aligned becomes plate-array -> aligned."""
+    local = np.array(matrix, np.float64)
+    local[:, 2] += local[:, :2] @ np.array(origin, np.float64)
+    return local
+
+
+class FaceMerger:
+    """Merges predicted faces into plates for one model (resolution, face type, input space)."""
+
+    def __init__(self, settings: MergeSettings, space: WorkingSpace, resolution: int, face_type: FaceType,
+                 backend: str = "auto", threads: int = 0) -> None:
+        settings.validate()
+        self.settings = settings
+        self.space = space
+        self.resolution = resolution
+        self.face_type = face_type
+        self.backend = backend
+        self.threads = threads
+        self._needs = mask_names(settings.mask_mode)
+
+    # -- before the network -------------------------------------------------------------------------------------
+
+    def prepare(self, rgb: np.ndarray, alpha: np.ndarray | None, origin: tuple[int, int],
+                plan: FacePlan) -> PreparedFace:
+        """Crop one face: only its box is converted to float32, cleaned of NaN/Inf and unpremultiplied."""
+        size = self.resolution
+        matrix = get_transform_mat(plan.landmarks, size, self.face_type)
+        quad = aligned_quad(matrix, size) - np.array(origin, np.float64)
+        h, w = rgb.shape[:2]
+        x0, y0 = (max(0, int(math.floor(v)) - 4) for v in quad.min(axis=0))
+        x1, y1 = min(w, int(math.ceil(quad[:, 0].max())) + 5), min(h, int(math.ceil(quad[:, 1].max())) + 5)
+        if x1 <= x0 or y1 <= y0:
+            crop = np.zeros((size, size, 3), np.float32)
+        else:
+            box = np.nan_to_num(np.asarray(rgb[y0:y1, x0:x1, :3], np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+            if alpha is not None:
+                a = np.asarray(alpha[y0:y1, x0:x1], np.float32)
+                box = unpremultiply(box, np.nan_to_num(a, nan=1.0))
+            local = _local_matrix(matrix, (origin[0] + x0, origin[1] + y0))
+            crop = warp_to_aligned(box, local, size, "lanczos")
+        aligned_landmarks = transform_points(plan.landmarks, matrix)
+        hull = hull_mask((size, size), aligned_landmarks).astype(np.float32)
+        return PreparedFace(plan, matrix, self.space.to_working(crop).astype(np.float32), hull)
+
+    # -- after the network --------------------------------------------------------------------------------------
+
+    def finish_face(self, prepared: PreparedFace, rgb: np.ndarray, mask_src: np.ndarray, mask_dst: np.ndarray,
+                    several_faces: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(face in plate colours, mask) in aligned space, ready to paste."""
+        s = self.settings
+        masks = {"hull": prepared.hull, "learned-prd": mask_src, "learned-dst": mask_dst}
+        mask = combine_masks(s.mask_mode, {k: v for k, v in masks.items() if k in self._needs or k == "hull"})
+        face = np.asarray(rgb, np.float32)
+        if s.color_transfer != "none":
+            face = transfer_color(s.color_transfer, face, prepared.model_input, mask, mask, seed=s.seed)
+            face = _clip_to_source_range(face, prepared.model_input)
+        if s.sharpen_mode != "none" and s.sharpen_amount != 0:
+            face = sharpen(face, s.sharpen_mode, s.sharpen_amount, self.resolution)
+        if s.motion_blur > 0 and prepared.plan.motion is not None and not several_faces:
+            velocity = prepared.matrix[:, :2] @ np.asarray(prepared.plan.motion, np.float64)
+            face, mask = motion_blur(face, mask, (float(velocity[0]), float(velocity[1])), s.motion_blur)
+        mask = clip_to_predicted_area(mask, s.erode, s.blur)
+        return self.space.from_working(face).astype(np.float32), mask.astype(np.float32)
+
+    def paste(self, plate: np.ndarray, alpha_channel: int | None, origin: tuple[int, int], prepared: PreparedFace,
+              face: np.ndarray, mask: np.ndarray, layers: MergeLayers) -> PastedFace:
+        """Composite one finished face into ``plate`` (in place) and into the requested layers."""
+        s = self.settings
+        matrix = face_scale_matrix(prepared.matrix, self.resolution, s.face_scale) if s.face_scale else \
+            prepared.matrix
+        local = _local_matrix(matrix, origin)
+        erode_px = plate_erode_radius(s.erode, matrix)
+        blur_sigma = plate_blur_sigma(s.blur, matrix)
+        bbox, final_mask = ops.paste_face(plate, face, mask, local, erode_px, blur_sigma, s.interpolation,
+                                          alpha_channel, backend=self.backend, threads=self.threads)
+        x0, y0, x1, y1 = bbox
+        if layers.mask is not None and x1 > x0 and y1 > y0:
+            region = layers.mask[y0:y1, x0:x1]
+            region[...] = 1.0 - (1.0 - region) * (1.0 - final_mask)
+        if (layers.face is not None or layers.raw is not None) and x1 > x0 and y1 > y0:
+            warped = ops.warp_to_plate(np.dstack([face, np.ones(face.shape[:2], np.float32)]), local, bbox,
+                                       s.interpolation, backend=self.backend, threads=self.threads)
+            if layers.face is not None:
+                ops.composite(layers.face, np.ascontiguousarray(warped[..., :3]), final_mask, (x0, y0), 3,
+                              backend=self.backend, threads=self.threads)
+            if layers.raw is not None:
+                covered = np.clip(warped[..., 3], 0.0, 1.0)
+                ops.composite(layers.raw, np.ascontiguousarray(warped[..., :3]), covered, (x0, y0), 3,
+                              backend=self.backend, threads=self.threads)
+        absolute = (x0 + origin[0], y0 + origin[1], x1 + origin[0], y1 + origin[1])
+        return PastedFace(prepared.plan, matrix, absolute, self.face_type.cli_name, self.resolution)

@@ -1,0 +1,1 @@
+"""Swapping shots: the per-frame engine (model + merger), face sources, and the frame-range pipeline."""

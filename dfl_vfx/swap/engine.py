@@ -1,0 +1,222 @@
+"""One frame in, one swapped frame out: the engine that `dfl-vfx swap` and `dfl-vfx serve` share.
+
+The engine keeps a model loaded (any runtime backend) and, per plate colourspace, a :class:`FaceMerger`. A frame is
+an :class:`~dfl_vfx.io.image.Image` read with its native pixel type, so half plates stay half: the composite writes
+only pixels the final mask touches, everything else (other layers, windows, metadata, NaN/Inf outside the face)
+passes through. The output gains the layers of ``docs/dev/swap-output.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+import dfl_vfx
+from dfl_vfx.color.ocio import SRGB_SPACE, WORKING_SPACE, WorkingSpace, load_config, plate_colorspace
+from dfl_vfx.errors import DflError
+from dfl_vfx.face.face_type import FaceType
+from dfl_vfx.io.image import Image
+from dfl_vfx.merge.merger import LAYERS, FaceMerger, FacePlan, MergeLayers, MergeSettings, PastedFace
+
+if TYPE_CHECKING:
+    from dfl_vfx.runtime import SwapRuntime
+
+SWAP_ATTRIBUTE = "dfl_vfx:swap"
+FACES_ATTRIBUTE = "dfl_vfx:faces"
+
+
+@dataclass
+class SwapSettings:
+    """Everything that decides how a frame is swapped (merge knobs, model, runtime, layers, colour)."""
+
+    model: str
+    merge: MergeSettings = field(default_factory=MergeSettings)
+    layers: tuple[str, ...] = ("rgba", "mask", "face")
+    backend: str = "auto"
+    device: str = "auto"
+    batch: int = 8
+    face_type: str | None = None  # only for models that do not say (external DFMs)
+    colorspace: str | None = None
+    ocio_config: str | None = None
+    native: str = "auto"  # merge ops: auto | native | reference
+    threads: int = 0
+
+    def validate(self) -> None:
+        self.merge.validate()
+        unknown = [layer for layer in self.layers if layer not in LAYERS]
+        if unknown:
+            raise DflError(f"--layers {','.join(self.layers)}: unknown layer {unknown[0]!r}; use {','.join(LAYERS)}")
+        if self.batch < 1:
+            raise DflError(f"--batch {self.batch} must be 1 or more")
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per stage (summed over frames; stages of different frames overlap in time)."""
+
+    read: float = 0.0
+    prepare: float = 0.0
+    infer: float = 0.0
+    merge: float = 0.0
+    write: float = 0.0
+
+    def add(self, other: StageTimes) -> None:
+        for name in ("read", "prepare", "infer", "merge", "write"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass
+class FrameResult:
+    """A swapped frame and what happened to it."""
+
+    image: Image
+    faces: list[PastedFace]
+    times: StageTimes
+
+
+def _channel_indices(channels: list[str]) -> tuple[list[int], int | None]:
+    names = {c: i for i, c in enumerate(channels)}
+    if all(c in names for c in "RGB"):
+        rgb = [names["R"], names["G"], names["B"]]
+    elif "Y" in names:
+        raise DflError("luminance-only (Y) plates cannot be swapped; convert the plate to RGB first")
+    else:
+        raise DflError(f"the plate has no R, G, B channels (has {', '.join(channels)}); give a colour plate")
+    return rgb, names.get("A")
+
+
+class SwapEngine:
+    """A loaded model plus merge settings; :meth:`swap_image` is thread-safe."""
+
+    def __init__(self, settings: SwapSettings, runtime: SwapRuntime | None = None) -> None:
+        """Load the model (or reuse ``runtime``, already loaded for ``settings.model``)."""
+        from dfl_vfx.runtime import load_runtime
+
+        settings.validate()
+        self.settings = settings
+        self.runtime = runtime or load_runtime(settings.model, backend=settings.backend, device=settings.device,
+                                               max_batch=settings.batch, threads=settings.threads)
+        info = self.runtime.info
+        model_type = info.face_type
+        if settings.face_type and model_type and FaceType.parse(settings.face_type).cli_name != \
+                FaceType.parse(model_type).cli_name:
+            raise DflError(f"--face-type {settings.face_type} disagrees with the model, trained on {model_type}; "
+                           "leave --face-type out")
+        chosen = model_type or settings.face_type
+        if not chosen:
+            raise DflError(f"{settings.model} does not say its face type; pass --face-type (f, wf or head: the "
+                           "type its faceset was extracted with)")
+        self.face_type = FaceType.parse(chosen)
+        self.resolution = int(info.resolution)
+        self.model_space = SRGB_SPACE if info.input_space == "srgb" else WORKING_SPACE
+        self.config = load_config(settings.ocio_config)
+        self._mergers: dict[str, FaceMerger] = {}
+        self._lock = threading.Lock()
+        self.settings_hash = settings.merge.digest(info.sha256, sorted(settings.layers), self.face_type.cli_name,
+                                                   self.model_space, settings.colorspace)
+
+    @property
+    def model_name(self) -> str:
+        return Path(self.settings.model).name
+
+    def merger_for(self, plate_space: str) -> FaceMerger:
+        with self._lock:
+            if plate_space not in self._mergers:
+                space = WorkingSpace(plate_space, self.model_space, self.settings.ocio_config)
+                self._mergers[plate_space] = FaceMerger(self.settings.merge, space, self.resolution, self.face_type,
+                                                        backend=self.settings.native, threads=self.settings.threads)
+            return self._mergers[plate_space]
+
+    def plate_space(self, image: Image) -> str:
+        return plate_colorspace(self.settings.colorspace, image.metadata, self.config)
+
+    def swap_image(self, image: Image, plans: list[FacePlan], frame: int) -> FrameResult:
+        """Swap the planned faces of ``image`` (its pixels are modified in place and reused by the result)."""
+        times = StageTimes()
+        start = time.perf_counter()
+        rgb_idx, alpha_idx = _channel_indices(image.channels)
+        pixels, channels, formats = image.pixels, list(image.channels), list(image.channel_formats)
+        rgb_format = formats[rgb_idx[0]]
+        had_alpha = alpha_idx is not None
+        if not had_alpha:  # the composite needs an alpha: an opaque plate gets A = 1
+            pixels = np.concatenate([pixels, np.ones(pixels.shape[:2] + (1,), pixels.dtype)], axis=2)
+            channels.append("A")
+            formats.append(rgb_format)
+            alpha_idx = len(channels) - 1
+        direct = rgb_idx == [0, 1, 2]
+        work = pixels if direct else np.ascontiguousarray(pixels[..., rgb_idx + [alpha_idx]])
+        work_alpha = alpha_idx if direct else 3
+        origin = (image.data_window.x, image.data_window.y)
+        merger = self.merger_for(self.plate_space(image))
+
+        h, w = work.shape[:2]
+        layers = MergeLayers(
+            mask=np.zeros((h, w), np.float32) if "mask" in self.settings.layers else None,
+            face=np.zeros((h, w, 4), work.dtype) if "face" in self.settings.layers else None,
+            raw=np.zeros((h, w, 4), work.dtype) if "raw" in self.settings.layers else None,
+        )
+        alpha = work[..., work_alpha] if had_alpha else None
+        prepared = [merger.prepare(work, alpha, origin, plan) for plan in plans]
+        times.prepare = time.perf_counter() - start
+        if prepared:
+            t = time.perf_counter()
+            prediction = self.runtime.predict(np.stack([p.model_input for p in prepared]))
+            times.infer = time.perf_counter() - t
+            t = time.perf_counter()
+            several = len(prepared) > 1
+            for i, face in enumerate(prepared):
+                rgb, mask = merger.finish_face(face, prediction.rgb[i], prediction.mask_src[i],
+                                               prediction.mask_dst[i], several)
+                layers.faces.append(merger.paste(work, work_alpha, origin, face, rgb, mask, layers))
+            times.merge = time.perf_counter() - t
+        if not direct:
+            pixels[..., rgb_idx + [alpha_idx]] = work
+
+        extra, names = [], []
+        layer_format = "half" if rgb_format == "half" else "float"
+        if layers.mask is not None:
+            extra.append(layers.mask[..., None])
+            names.append("mask.A")
+        for layer_name, buffer in (("face", layers.face), ("raw", layers.raw)):
+            if buffer is not None:
+                extra.append(buffer)
+                names += [f"{layer_name}.{c}" for c in "RGBA"]
+        if extra:
+            pixels = np.concatenate([pixels] + [e.astype(pixels.dtype, copy=False) for e in extra], axis=2)
+            channels += names
+            formats += [layer_format] * len(names)
+        metadata = dict(image.metadata)
+        metadata[SWAP_ATTRIBUTE] = json.dumps({
+            "model": self.model_name,
+            "model_sha256": self.runtime.info.sha256,
+            "backend": self.runtime.backend_name,
+            "device": self.runtime.device,
+            "settings": self.settings.merge.to_dict(),
+            "layers": list(self.settings.layers),
+            "settings_hash": self.settings_hash,
+            "frame": frame,
+            "dfl_vfx_version": dfl_vfx.__version__,
+        })
+        metadata[FACES_ATTRIBUTE] = json.dumps([face.header_entry() for face in layers.faces])
+        types = {k: v for k, v in image.metadata_types.items() if k not in (SWAP_ATTRIBUTE, FACES_ATTRIBUTE)}
+        out = Image(pixels=pixels, channels=channels, data_window=image.data_window,
+                    display_window=image.display_window, channel_formats=formats, metadata=metadata,
+                    metadata_types=types, path=image.path)
+        return FrameResult(out, layers.faces, times)
+
+
+def output_settings_hash(metadata: dict[str, object]) -> str | None:
+    """The settings hash an existing output frame was made with (None when it is not a dfl_vfx swap)."""
+    text = metadata.get(SWAP_ATTRIBUTE)
+    if not isinstance(text, str):
+        return None
+    try:
+        return str(json.loads(text).get("settings_hash"))
+    except (ValueError, AttributeError):
+        return None

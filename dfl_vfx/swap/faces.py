@@ -1,0 +1,77 @@
+"""Where the faces to swap come from: a destination faceset's smoothed tracks, or detection on the fly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from dfl_vfx.errors import DflError
+from dfl_vfx.extract.pipeline import ALIGNMENTS_FILE, find_plate_faces
+from dfl_vfx.face.detect import create_backend
+from dfl_vfx.faceset import Faceset
+from dfl_vfx.merge.merger import FacePlan
+
+
+def _centroid(landmarks: object) -> np.ndarray:
+    return np.asarray(landmarks, np.float64).reshape(68, 2).mean(axis=0)
+
+
+def faceset_plans(faceset_dir: str | Path, frames: list[int]) -> dict[int, list[FacePlan]]:
+    """Per frame, the faces an extraction found (temporally smoothed landmarks, track ids, motion)."""
+    root = Path(faceset_dir)
+    path = root / ALIGNMENTS_FILE
+    if not path.is_file():
+        raise DflError(f"--faceset {root}: no {ALIGNMENTS_FILE}; run `dfl-vfx extract PLATE --out {root}` first "
+                       "or leave --faceset out to detect faces while swapping")
+    try:
+        data = json.loads(path.read_text())
+        tracks = {int(f): jobs for f, jobs in data["tracks"].items()}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DflError(f"{path}: unreadable alignments ({exc}); rerun `dfl-vfx extract` for this plate") from None
+    by_track: dict[int, dict[int, np.ndarray]] = {}
+    for f, jobs in tracks.items():
+        for job in jobs:
+            by_track.setdefault(int(job["track_id"]), {})[f] = _centroid(job["landmarks"])
+    plans: dict[int, list[FacePlan]] = {}
+    for f in frames:
+        plans[f] = []
+        for job in tracks.get(f, []):
+            track = by_track[int(job["track_id"])]
+            before, after = track.get(f - 1), track.get(f + 1)
+            motion = None
+            if before is not None and after is not None:
+                motion = (after - before) / 2.0
+            elif before is not None or after is not None:
+                motion = (after - track[f]) if after is not None else (track[f] - before)
+            plans[f].append(FacePlan(np.asarray(job["landmarks"], np.float64).reshape(68, 2),
+                                     int(job["face_index"]), int(job["track_id"]), motion))
+    return plans
+
+
+def check_faceset_matches(faceset_dir: str | Path, resolution: int, face_type: str) -> None:
+    """A model and a faceset must agree on the face type, and the faceset must not be smaller than the model."""
+    info = Faceset.open(faceset_dir).info
+    if info.face_type != face_type:
+        raise DflError(f"--faceset {faceset_dir} holds {info.face_type} faces but the model was trained on "
+                       f"{face_type}; extract the plate again with --face-type {face_type}")
+    if info.size < resolution:
+        raise DflError(f"--faceset {faceset_dir} faces are {info.size} px but the model works at {resolution} px; "
+                       f"extract again with --size {resolution} or larger")
+
+
+class FaceFinder:
+    """Detection while swapping (no temporal smoothing: extract a faceset with --smooth for that)."""
+
+    def __init__(self, detector: str = "dlib", detect_size: int = 640, min_face: int = 40) -> None:
+        self.backend = create_backend(detector)
+        self.detect_size = detect_size
+        self.min_face = min_face
+
+    def plans(self, rgb: np.ndarray, origin: tuple[int, int], to_display) -> list[FacePlan]:
+        """Faces of a frame's RGB (any float dtype, NaN allowed) as plans in absolute plate pixels."""
+        finite = np.nan_to_num(np.asarray(rgb[..., :3], np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        faces = find_plate_faces(finite, to_display, self.backend, self.detect_size, self.min_face)
+        faces.sort(key=lambda face: face.rect[0])
+        return [FacePlan(face.landmarks + np.array(origin, np.float64), i, i) for i, face in enumerate(faces)]

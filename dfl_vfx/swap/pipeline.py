@@ -1,0 +1,215 @@
+"""`dfl-vfx swap` over a frame range: read, swap and write frames concurrently, skip finished ones, summarise.
+
+Each frame is one task (read -> crop -> infer -> merge -> write) on a thread pool of ``jobs`` workers; OpenImageIO,
+ONNX Runtime, torch and the native merge release the GIL, so the stages of neighbouring frames overlap and the slowest
+stage sets the pace. Outputs are written to a temporary name and renamed. A rerun skips frames whose output exists
+and was made with the same settings (``settings_hash`` in the header); an interrupted run leaves only whole files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from dfl_vfx.errors import DflError, ImageReadError
+from dfl_vfx.io.atomic import write_text_atomic
+from dfl_vfx.io.image import read_header, read_image, write_image
+from dfl_vfx.io.sequence import FrameSequence, open_sequence, output_sequence
+from dfl_vfx.merge.merger import FacePlan
+from dfl_vfx.swap.engine import StageTimes, SwapEngine, SwapSettings, output_settings_hash
+from dfl_vfx.swap.faces import FaceFinder, check_faceset_matches, faceset_plans
+
+log = logging.getLogger(__name__)
+
+SUMMARY_FILE = "swap_summary.json"
+
+
+@dataclass
+class SwapSummary:
+    """What a swap run did; printed and saved as ``OUT/swap_summary.json``."""
+
+    plate: str
+    out: str
+    model: str
+    backend: str = ""
+    device: str = ""
+    done: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)  # already written with the same settings
+    no_face: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+    faces: int = 0
+    times: StageTimes = field(default_factory=StageTimes)
+    wall_s: float = 0.0
+    settings: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return len(self.done) / self.wall_s if self.wall_s > 0 else 0.0
+
+    def to_json(self) -> str:
+        timing = {f"{k}_s": round(v, 4) for k, v in asdict(self.times).items()}
+        timing |= {"wall_s": round(self.wall_s, 4), "fps": round(self.fps, 4)}
+        return json.dumps({
+            "format": "dfl_vfx.swap_summary",
+            "plate": self.plate,
+            "out": self.out,
+            "model": self.model,
+            "backend": self.backend,
+            "device": self.device,
+            "frames": {"done": self.done, "skipped": self.skipped, "no_face": self.no_face,
+                       "failed": {str(k): v for k, v in sorted(self.failed.items())}},
+            "faces": self.faces,
+            "timing": timing,
+            "settings": self.settings,
+        }, indent=2)
+
+    def lines(self) -> list[str]:
+        out = [f"swapped {len(self.done)} frame(s), {self.faces} face(s) with {self.model} "
+               f"({self.backend} on {self.device}) -> {self.out}"]
+        if self.done:
+            n = len(self.done)
+            t = self.times
+            out.append(f"  {self.fps:.2f} frames/s; per frame: read {t.read / n * 1e3:.0f} ms, crop "
+                       f"{t.prepare / n * 1e3:.0f} ms, infer {t.infer / n * 1e3:.0f} ms, merge {t.merge / n * 1e3:.0f} "
+                       f"ms, write {t.write / n * 1e3:.0f} ms")
+        if self.skipped:
+            out.append(f"  skipped {len(self.skipped)} frame(s) already swapped with these settings")
+        if self.no_face:
+            out.append(f"  no face (plate passed through): {_ranges(self.no_face)}")
+        for frame, reason in sorted(self.failed.items()):
+            out.append(f"  failed frame {frame}: {reason}")
+        return out
+
+
+def _ranges(frames: list[int]) -> str:
+    frames = sorted(frames)
+    parts, start = [], None
+    for i, f in enumerate(frames):
+        start = f if start is None else start
+        if i + 1 == len(frames) or frames[i + 1] != f + 1:
+            parts.append(str(start) if start == f else f"{start}-{f}")
+            start = None
+    return ",".join(parts)
+
+
+def _already_done(path: Path, settings_hash: str) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        return output_settings_hash(read_header(path).metadata) == settings_hash
+    except (DflError, OSError):
+        return False
+
+
+@dataclass
+class _Job:
+    frame: int
+    source: Path
+    target: Path
+    plans: list[FacePlan] | None  # None: detect on the fly
+
+
+class ShotSwapper:
+    """Runs the engine over a sequence."""
+
+    def __init__(self, engine: SwapEngine, compression: str | None = None, finder: FaceFinder | None = None) -> None:
+        self.engine = engine
+        self.compression = compression
+        self.finder = finder
+
+    def run_job(self, job: _Job) -> tuple[int, int, StageTimes]:
+        t0 = time.perf_counter()
+        image = read_image(job.source, pixel_type="native")
+        read_s = time.perf_counter() - t0
+        plans = job.plans
+        if plans is None:
+            assert self.finder is not None
+            merger = self.engine.merger_for(self.engine.plate_space(image))
+            rgb = image.pixels[..., [image.channels.index(c) for c in "RGB"]]
+            plans = self.finder.plans(rgb, (image.data_window.x, image.data_window.y), merger.space.display_uint8)
+        result = self.engine.swap_image(image, plans, job.frame)
+        result.times.read = read_s
+        t = time.perf_counter()
+        job.target.parent.mkdir(parents=True, exist_ok=True)
+        write_image(job.target, result.image, self.compression)
+        result.times.write = time.perf_counter() - t
+        return job.frame, len(result.faces), result.times
+
+
+def swap_shot(plate: str, out: str, settings: SwapSettings, frames: str | None = None,
+              faceset: str | None = None, jobs: int = 2, overwrite: bool = False, compression: str | None = None,
+              progress: bool | None = None, detector: str = "dlib") -> SwapSummary:
+    """Swap every frame of ``plate`` (a sequence spec, optionally limited to ``frames``) into ``out``."""
+    start = time.perf_counter()
+    if jobs < 1:
+        raise DflError(f"--jobs {jobs} must be 1 or more")
+    sequence: FrameSequence = open_sequence(plate, frames)
+    out_dir = Path(out)
+    target = output_sequence(str(out_dir) + os.sep, sequence)
+    if Path(target.pattern).resolve() == Path(sequence.pattern).resolve():
+        raise DflError(f"--out {out} would overwrite the plate; choose another folder")
+    engine = SwapEngine(settings)
+    summary = SwapSummary(plate=sequence.pattern, out=target.pattern, model=engine.model_name,
+                          backend=engine.runtime.backend_name, device=engine.runtime.device,
+                          settings=settings.merge.to_dict() | {"layers": list(settings.layers)})
+    finder = None
+    if faceset:
+        check_faceset_matches(faceset, engine.resolution, engine.face_type.cli_name)
+        plans = faceset_plans(faceset, list(sequence.frames))
+    else:
+        finder = FaceFinder(detector)
+        plans = {}
+    missing = set(sequence.missing())
+    todo: list[_Job] = []
+    for f in sequence.frames:
+        if f in missing:
+            summary.failed[f] = f"file missing: {sequence.path(f)}"
+            continue
+        if not overwrite and _already_done(target.path(f), engine.settings_hash):
+            summary.skipped.append(f)
+            continue
+        todo.append(_Job(f, sequence.path(f), target.path(f), plans.get(f) if faceset else None))
+    swapper = ShotSwapper(engine, compression, finder)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    disable = None if progress is None else not progress
+    bar = tqdm(total=len(todo), desc="swap", unit="frame", disable=disable if disable is not None else
+               not sys.stderr.isatty())
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="swap")
+    pending: dict[Future, int] = {}
+    queue = deque(todo)
+    try:
+        while queue or pending:
+            while queue and len(pending) < jobs * 2:
+                job = queue.popleft()
+                pending[pool.submit(swapper.run_job, job)] = job.frame
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                frame = pending.pop(future)
+                try:
+                    _, faces, times = future.result()
+                except (DflError, ImageReadError) as exc:
+                    summary.failed[frame] = str(exc)
+                else:
+                    summary.done.append(frame)
+                    summary.faces += faces
+                    summary.times.add(times)
+                    if faces == 0:
+                        summary.no_face.append(frame)
+                bar.update(1)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+        summary.done.sort()
+        summary.no_face.sort()
+        summary.wall_s = time.perf_counter() - start
+        write_text_atomic(out_dir / SUMMARY_FILE, summary.to_json())
+    return summary

@@ -1,0 +1,52 @@
+"""`dfl-vfx swap` and `dfl-vfx serve` from the command line: help, a chunk, one-line errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from dfl_vfx.cli.main import main
+
+
+def test_swap_help_teaches_layers_and_masks(capsys) -> None:
+    try:
+        main(["swap", "--help"])
+    except SystemExit as exc:
+        assert exc.code == 0
+    text = capsys.readouterr().out
+    for needle in ("mask.A", "face.RGBA", "--faceset", "--frames", "--color-transfer", "bit-identical"):
+        assert needle in text
+
+
+def test_swap_a_frame_range(small_shot, facesets, swap_model, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "swap"
+    code = main(["swap", str(small_shot / "plate" / "plate.####.exr"), "--model", str(swap_model[1]),
+                 "--faceset", str(facesets[1]), "--out", str(out), "--frames", "1005-1006",
+                 "--layers", "mask,raw", "--no-progress"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "swapped 2 frame(s), 2 face(s)" in printed
+    summary = json.loads((out / "swap_summary.json").read_text())
+    assert summary["settings"]["layers"] == ["rgba", "mask", "raw"]
+
+
+def test_user_errors_are_one_line(small_shot, swap_model, tmp_path: Path, capsys) -> None:
+    plate = str(small_shot / "plate" / "plate.####.exr")
+    code = main(["swap", plate, "--model", str(tmp_path / "missing.onnx"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "missing.onnx" in err
+    code = main(["swap", plate, "--model", str(swap_model[1]), "--out", str(tmp_path / "o"), "--blur", "-3"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("dfl-vfx swap: error: --blur -3")
+
+
+def test_serve_over_stdio_in_a_subprocess(swap_model) -> None:
+    requests = [{"id": 1, "method": "load", "params": {"model": str(swap_model[1])}},
+                {"id": 2, "method": "shutdown"}]
+    text = "".join(json.dumps(r) + "\n" for r in requests)
+    done = subprocess.run([sys.executable, "-m", "dfl_vfx.cli.main", "serve"], input=text, capture_output=True,
+                          text=True, timeout=120)
+    replies = [json.loads(line) for line in done.stdout.splitlines()]
+    assert done.returncode == 0
+    assert replies[0]["ok"] and replies[0]["result"]["resolution"] == 64
+    assert replies[1] == {"id": 2, "ok": True, "result": {"bye": True}}

@@ -1,0 +1,134 @@
+"""The per-frame swap engine: geometry and colour round trip, untouched pixels, layers, header, HDR and NaN."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dfl_vfx.errors import DflError
+from dfl_vfx.face.align import get_transform_mat
+from dfl_vfx.face.face_type import FaceType
+from dfl_vfx.io.image import read_image
+from dfl_vfx.merge.merger import MergeSettings
+from dfl_vfx.swap.engine import FACES_ATTRIBUTE, SWAP_ATTRIBUTE, SwapEngine, SwapSettings
+from dfl_vfx.swap.faces import faceset_plans
+
+FRAME = 1003
+
+
+def _engine(runtime, **merge) -> SwapEngine:
+    options = {"color_transfer": "none", "blur": 0.0, "mask_mode": "full"} | merge
+    settings = SwapSettings(model="echo.onnx", merge=MergeSettings(**options), layers=("rgba", "mask", "face", "raw"))
+    return SwapEngine(settings, runtime=runtime)
+
+
+def _plate(small_shot: Path):
+    return read_image(small_shot / "plate" / f"plate.{FRAME}.exr", pixel_type="native")
+
+
+def _channel(image, name: str) -> np.ndarray:
+    return image.pixels[..., image.channels.index(name)]
+
+
+@pytest.fixture()
+def plans(facesets):
+    return faceset_plans(facesets[1], [FRAME])[FRAME]
+
+
+def test_identity_swap_reproduces_the_plate_inside_the_face(small_shot, plans, make_echo) -> None:
+    runtime = make_echo(256)
+    plate = _plate(small_shot)
+    before = plate.pixels.copy()
+    result = _engine(runtime).swap_image(plate, plans, FRAME)
+    out = result.image
+    mask = _channel(out, "mask.A").astype(np.float32)
+    inside = mask > 0.999
+    assert inside.sum() > 2000  # the face covers a few thousand pixels of the 640x360 plate
+    rgb_in = before[..., :3].astype(np.float32)[inside]
+    rgb_out = out.pixels[..., :3].astype(np.float32)[inside]
+    # lanczos crop to 256 px then bicubic warp back: the face comes back within a few percent of its level
+    assert np.median(np.abs(rgb_out - rgb_in) / (np.abs(rgb_in) + 1e-2)) < 0.03
+    assert runtime.calls == [len(plans)]
+
+
+def test_pixels_outside_the_mask_are_bit_identical_in_half(small_shot, plans, make_echo) -> None:
+    plate = _plate(small_shot)
+    assert plate.pixels.dtype == np.float16
+    before = plate.pixels.copy()
+    out = _engine(make_echo(64), blur=40.0).swap_image(plate, plans, FRAME).image
+    assert out.pixels.dtype == np.float16
+    mask = _channel(out, "mask.A").astype(np.float32)
+    outside = mask == 0
+    assert 0.5 < outside.mean() < 0.999
+    rgba = [out.channels.index(c) for c in "RGBA"]
+    assert np.array_equal(out.pixels[..., rgba][outside].view(np.uint16), before[..., :4][outside].view(np.uint16))
+    changed = np.any(out.pixels[..., :3] != before[..., :3], axis=2)
+    assert changed[mask > 0.5].mean() > 0.5  # and the face itself was written
+
+
+def test_highlights_above_one_survive_and_nan_outside_the_face_is_kept(small_shot, plans, make_echo) -> None:
+    plate = _plate(small_shot)
+    x, y = (np.asarray(plans[0].landmarks).mean(axis=0) - (plate.data_window.x, plate.data_window.y)).astype(int)
+    plate.pixels[y - 3:y + 3, x - 3:x + 3, :3] = 6.0  # a specular on the face, far above 1
+    plate.pixels[2, 2, 0] = np.nan
+    plate.pixels[3, 3, 1] = np.inf
+    out = _engine(make_echo(256)).swap_image(plate, plans, FRAME).image
+    highlight = out.pixels[y - 1:y + 1, x - 1:x + 1, :3].astype(np.float32)
+    assert highlight.min() > 3.0  # the ACEScct round trip keeps scene-linear values far above 1
+    assert np.isnan(out.pixels[2, 2, 0]) and np.isinf(out.pixels[3, 3, 1])
+
+
+def test_layers_windows_metadata_and_header(small_shot, plans, make_echo) -> None:
+    plate = _plate(small_shot)
+    plate.metadata["studio:shot"] = "sh010"
+    out = _engine(make_echo(64)).swap_image(plate, plans, FRAME).image
+    assert out.channels[:4] == ["R", "G", "B", "A"]
+    assert set(out.channels[4:]) == {"mask.A", "face.R", "face.G", "face.B", "face.A", "raw.R", "raw.G", "raw.B",
+                                     "raw.A"}
+    assert out.data_window == plate.data_window and out.display_window == plate.display_window
+    assert out.metadata["studio:shot"] == "sh010"
+    mask = _channel(out, "mask.A").astype(np.float32)
+    face_a = _channel(out, "face.A").astype(np.float32)
+    np.testing.assert_allclose(face_a, mask, atol=2e-3)  # face is premultiplied by the final matte
+    raw_a = _channel(out, "raw.A").astype(np.float32)
+    assert raw_a.max() > 0.99 and (raw_a > 0).sum() >= (mask > 0).sum()
+    faces = json.loads(out.metadata[FACES_ATTRIBUTE])
+    assert len(faces) == len(plans)
+    expected = get_transform_mat(plans[0].landmarks, 64, FaceType.parse("f"))
+    np.testing.assert_allclose(faces[0]["matrix"], expected, atol=1e-6)
+    np.testing.assert_allclose(faces[0]["landmarks"], plans[0].landmarks, atol=1e-3)
+    assert json.loads(out.metadata[SWAP_ATTRIBUTE])["frame"] == FRAME
+
+
+def test_a_frame_without_faces_passes_through(small_shot, make_echo) -> None:
+    plate = _plate(small_shot)
+    before = plate.pixels.copy()
+    out = _engine(make_echo(64)).swap_image(plate, [], FRAME).image
+    assert np.array_equal(out.pixels[..., :4].view(np.uint16), before[..., :4].view(np.uint16))
+    assert not _channel(out, "mask.A").any()
+    assert json.loads(out.metadata[FACES_ATTRIBUTE]) == []
+
+
+def test_erode_shrinks_and_negative_erode_grows_the_matte(small_shot, plans, make_echo) -> None:
+    areas = {}
+    for erode in (-100, 0, 100):
+        out = _engine(make_echo(64), mask_mode="hull", erode=float(erode)).swap_image(_plate(small_shot), plans, FRAME)
+        areas[erode] = float((_channel(out.image, "mask.A").astype(np.float32) > 0.5).sum())
+    assert areas[-100] > areas[0] * 1.05 and areas[100] < areas[0] * 0.95
+
+
+def test_an_opaque_plate_without_alpha_gets_one(small_shot, plans, make_echo) -> None:
+    plate = _plate(small_shot)
+    keep = [plate.channels.index(c) for c in "RGB"]
+    plate.pixels = np.ascontiguousarray(plate.pixels[..., keep])
+    plate.channels, plate.channel_formats = ["R", "G", "B"], ["half"] * 3
+    out = _engine(make_echo(64)).swap_image(plate, plans, FRAME).image
+    alpha = _channel(out, "A").astype(np.float32)
+    assert alpha.min() == 1.0
+
+
+def test_face_type_disagreement_is_a_clear_error(make_echo) -> None:
+    settings = SwapSettings(model="echo.onnx", face_type="wf")
+    with pytest.raises(DflError, match="--face-type wf disagrees"):
+        SwapEngine(settings, runtime=make_echo(64))

@@ -1,0 +1,90 @@
+"""`swap_shot` over a frame range: outputs, summary, reruns, chunks, missing frames and mismatched inputs."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dfl_vfx.errors import DflError
+from dfl_vfx.io.image import read_header, read_image
+from dfl_vfx.merge.merger import MergeSettings
+from dfl_vfx.swap.engine import SWAP_ATTRIBUTE, SwapSettings
+from dfl_vfx.swap.pipeline import SUMMARY_FILE, swap_shot
+
+
+def _settings(model: Path, **merge) -> SwapSettings:
+    """The untrained model's learned masks sit near 0.5, so these tests matte with the landmark hull."""
+    return SwapSettings(model=str(model), merge=MergeSettings(**({"mask_mode": "hull"} | merge)), batch=4)
+
+
+def test_swap_a_chunk_then_rerun_skips_it(small_shot, facesets, swap_model, tmp_path: Path) -> None:
+    plate = str(small_shot / "plate" / "plate.####.exr")
+    out = tmp_path / "swap"
+    summary = swap_shot(plate, str(out), _settings(swap_model[1]), frames="1001-1003", faceset=str(facesets[1]),
+                        progress=False)
+    assert summary.done == [1001, 1002, 1003] and summary.faces == 3 and not summary.failed
+    files = sorted(p.name for p in out.glob("*.exr"))
+    assert files == ["plate.1001.exr", "plate.1002.exr", "plate.1003.exr"]
+    image = read_image(out / "plate.1002.exr")
+    source = read_header(small_shot / "plate" / "plate.1002.exr")
+    assert image.data_window == source.data_window and image.display_window == source.display_window
+    assert "mask.A" in image.channels and image.pixels[..., image.channels.index("mask.A")].max() > 0.9
+    saved = json.loads((out / SUMMARY_FILE).read_text())
+    assert saved["frames"]["done"] == [1001, 1002, 1003] and saved["timing"]["wall_s"] > 0
+
+    again = swap_shot(plate, str(out), _settings(swap_model[1]), frames="1001-1004", faceset=str(facesets[1]),
+                      progress=False)
+    assert again.skipped == [1001, 1002, 1003] and again.done == [1004]
+    changed = swap_shot(plate, str(out), _settings(swap_model[1], erode=30), frames="1001", faceset=str(facesets[1]),
+                        progress=False)
+    assert changed.done == [1001] and not changed.skipped  # new settings: the frame is redone
+    header = json.loads(read_header(out / "plate.1001.exr").metadata[SWAP_ATTRIBUTE])
+    assert header["settings"]["erode"] == 30
+
+
+def test_missing_frames_are_reported_and_the_rest_done(small_shot, facesets, swap_model, tmp_path: Path) -> None:
+    plate_dir = tmp_path / "plate"
+    plate_dir.mkdir()
+    for f in (1001, 1003):
+        shutil.copy(small_shot / "plate" / f"plate.{f}.exr", plate_dir)
+    summary = swap_shot(str(plate_dir / "plate.####.exr"), str(tmp_path / "out"), _settings(swap_model[1]),
+                        frames="1001-1003", faceset=str(facesets[1]), progress=False)
+    assert summary.done == [1001, 1003]
+    assert "file missing" in summary.failed[1002]
+
+
+def test_detection_on_the_fly_and_the_torch_backend(small_shot, swap_model, tmp_path: Path) -> None:
+    settings = SwapSettings(model=str(swap_model[0]), merge=MergeSettings(color_transfer="none"))
+    summary = swap_shot(str(small_shot / "plate" / "plate.####.exr"), str(tmp_path / "out"), settings,
+                        frames="1001", progress=False)
+    assert summary.backend == "torch" and summary.done == [1001] and summary.faces >= 1
+
+
+def test_corrupt_frame_fails_alone(small_shot, facesets, swap_model, tmp_path: Path) -> None:
+    plate_dir = tmp_path / "plate"
+    plate_dir.mkdir()
+    shutil.copy(small_shot / "plate" / "plate.1001.exr", plate_dir)
+    data = (small_shot / "plate" / "plate.1002.exr").read_bytes()
+    (plate_dir / "plate.1002.exr").write_bytes(data[: len(data) // 3])
+    summary = swap_shot(str(plate_dir / "plate.####.exr"), str(tmp_path / "out"), _settings(swap_model[1]),
+                        faceset=str(facesets[1]), progress=False)
+    assert summary.done == [1001] and "plate.1002.exr" in summary.failed[1002]
+    assert not (tmp_path / "out" / "plate.1002.exr").exists()
+    assert not list((tmp_path / "out").glob("*.tmp*"))
+
+
+def test_inputs_that_disagree_are_refused(small_shot, facesets, swap_model, tmp_path: Path) -> None:
+    plate = str(small_shot / "plate" / "plate.####.exr")
+    with pytest.raises(DflError, match="would overwrite the plate"):
+        swap_shot(plate, str(small_shot / "plate"), _settings(swap_model[1]), progress=False)
+    with pytest.raises(DflError, match="--face-type"):
+        swap_shot(plate, str(tmp_path / "o"), SwapSettings(model=str(swap_model[1]), face_type="wf"),
+                  progress=False)
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(np.random.default_rng(0).bytes(4000))
+    with pytest.raises(DflError, match="broken.onnx"):
+        swap_shot(plate, str(tmp_path / "o"), _settings(bad), progress=False)
+    with pytest.raises(DflError, match="--erode"):
+        swap_shot(plate, str(tmp_path / "o"), _settings(swap_model[1], erode=900), progress=False)
