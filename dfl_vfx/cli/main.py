@@ -9,7 +9,18 @@ import sys
 from collections.abc import Sequence
 
 from dfl_vfx import __version__
-from dfl_vfx.cli import colorspaces_cmd, demo_cmd, demo_shot_cmd, export_cmd, extract_cmd, faceset_cmd, train_cmd
+from dfl_vfx.cli import (
+    colorspaces_cmd,
+    demo_cmd,
+    demo_shot_cmd,
+    eval_cmd,
+    export_cmd,
+    extract_cmd,
+    faceset_cmd,
+    serve_cmd,
+    swap_cmd,
+    train_cmd,
+)
 from dfl_vfx.errors import DflError
 
 # name -> module with add_parser(subparsers) and run(args) -> int
@@ -20,6 +31,9 @@ COMMANDS = {
     "faceset": faceset_cmd,
     "train": train_cmd,
     "export": export_cmd,
+    "swap": swap_cmd,
+    "serve": serve_cmd,
+    "eval": eval_cmd,
     "colorspaces": colorspaces_cmd,
 }
 
@@ -30,6 +44,10 @@ Typical shot:
   dfl-vfx demo-shot build/demo                      # or use your own plate
   dfl-vfx extract build/demo/plate/plate.####.exr --out build/demo/dst_faces --smooth 5
   dfl-vfx faceset info build/demo/dst_faces
+  dfl-vfx train --src build/demo/src_faces --dst build/demo/dst_faces --model-dir build/demo/model
+  dfl-vfx export build/demo/model --out build/demo/model.onnx
+  dfl-vfx swap build/demo/plate/plate.####.exr --model build/demo/model.onnx \
+      --faceset build/demo/dst_faces --out build/demo/swap
 """
 
 
