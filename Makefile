@@ -31,6 +31,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/extract_bench.py --out build/bench
 	$(BIN)/python bench/train_bench.py --out build/bench
+	$(BIN)/python bench/merge_bench.py --out build/bench
+	$(BIN)/python bench/swap_bench.py --out build/bench
 
 clean:
 	rm -rf build $(VENV) *.egg-info dfl_vfx/_native*.so

@@ -67,6 +67,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     g.add_argument("--device", default="auto", help="auto, cpu or cuda:N (default auto)")
     g.add_argument("--batch", type=int, default=8, help="faces per inference call (halved on GPU out-of-memory)")
     g.add_argument("--face-type", help="face type of a model that does not say (external .dfm): f, wf or head")
+    g.add_argument("--merge-backend", default="auto", choices=("auto", "native", "reference", "cuda"),
+                   help="where the warp/matte/composite run: auto = CUDA beside a GPU model, else the C++ core")
     g = p.add_argument_group("output")
     g.add_argument("--layers", type=_layers, default=DEFAULT_LAYERS,
                    help=f"comma list of {','.join(LAYERS)} (default {','.join(DEFAULT_LAYERS)})")
@@ -89,7 +91,7 @@ def settings_from_args(args: argparse.Namespace) -> object:
                           sharpen_amount=args.sharpen_amount, motion_blur=args.motion_blur)
     return SwapSettings(model=args.model, merge=merge, layers=tuple(args.layers), backend=args.backend,
                         device=args.device, batch=args.batch, face_type=args.face_type, colorspace=args.colorspace,
-                        ocio_config=args.ocio_config)
+                        ocio_config=args.ocio_config, merge_backend=args.merge_backend)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -128,11 +129,11 @@ class PastedFace:
 
 @dataclass
 class MergeLayers:
-    """Per-frame layer buffers, array coordinates of the plate (None when not asked for)."""
+    """Per-frame layer buffers in plate-array coordinates (None when not asked for); CUDA tensors on the GPU path."""
 
-    mask: np.ndarray | None = None  # (H, W) float32
-    face: np.ndarray | None = None  # (H, W, 4) premultiplied
-    raw: np.ndarray | None = None  # (H, W, 4)
+    mask: Any = None  # (H, W) the plate's dtype
+    face: Any = None  # (H, W, 4) premultiplied, the plate's dtype
+    raw: Any = None  # (H, W, 4)
     faces: list[PastedFace] = field(default_factory=list)
 
 
@@ -159,7 +160,8 @@ class FaceMerger:
     """Merges predicted faces into plates for one model (resolution, face type, input space)."""
 
     def __init__(self, settings: MergeSettings, space: WorkingSpace, resolution: int, face_type: FaceType,
-                 backend: str = "auto", threads: int = 0) -> None:
+                 backend: str = "auto", threads: int = 0, device: str = "cuda:0") -> None:
+        """``backend``: auto | native | reference (NumPy arrays) or cuda (the plate lives on ``device``)."""
         settings.validate()
         self.settings = settings
         self.space = space
@@ -167,6 +169,7 @@ class FaceMerger:
         self.face_type = face_type
         self.backend = backend
         self.threads = threads
+        self.ops = CudaMergeOps(device) if backend == "cuda" else HostMergeOps(backend, threads)
         self._needs = mask_names(settings.mask_mode)
 
     # -- before the network -------------------------------------------------------------------------------------
@@ -213,30 +216,113 @@ class FaceMerger:
         mask = clip_to_predicted_area(mask, s.erode, s.blur)
         return self.space.from_working(face).astype(np.float32), mask.astype(np.float32)
 
-    def paste(self, plate: np.ndarray, alpha_channel: int | None, origin: tuple[int, int], prepared: PreparedFace,
+    def paste(self, plate, alpha_channel: int | None, origin: tuple[int, int], prepared: PreparedFace,
               face: np.ndarray, mask: np.ndarray, layers: MergeLayers) -> PastedFace:
-        """Composite one finished face into ``plate`` (in place) and into the requested layers."""
+        """Composite one finished face into ``plate`` (in place) and into the requested layers.
+
+        ``plate`` and the layer buffers are NumPy arrays, or CUDA tensors when the merger runs on the GPU.
+        """
         s = self.settings
         matrix = face_scale_matrix(prepared.matrix, self.resolution, s.face_scale) if s.face_scale else \
             prepared.matrix
         local = _local_matrix(matrix, origin)
         erode_px = plate_erode_radius(s.erode, matrix)
         blur_sigma = plate_blur_sigma(s.blur, matrix)
-        bbox, final_mask = ops.paste_face(plate, face, mask, local, erode_px, blur_sigma, s.interpolation,
-                                          alpha_channel, backend=self.backend, threads=self.threads)
+        run = self.ops
+        face_buf, mask_buf = run.upload(face), run.upload(mask)
+        bbox, final_mask = run.paste_face(plate, face_buf, mask_buf, local, erode_px, blur_sigma, s.interpolation,
+                                          alpha_channel)
         x0, y0, x1, y1 = bbox
         if layers.mask is not None and x1 > x0 and y1 > y0:
             region = layers.mask[y0:y1, x0:x1]
-            region[...] = 1.0 - (1.0 - region) * (1.0 - final_mask)
+            region[...] = run.union(region, final_mask)
         if (layers.face is not None or layers.raw is not None) and x1 > x0 and y1 > y0:
-            warped = ops.warp_to_plate(np.dstack([face, np.ones(face.shape[:2], np.float32)]), local, bbox,
-                                       s.interpolation, backend=self.backend, threads=self.threads)
+            warped = run.warp_to_plate(run.upload(np.dstack([face, np.ones(face.shape[:2], np.float32)])), local,
+                                       bbox, s.interpolation)
+            rgb = run.contiguous(warped[..., :3])
             if layers.face is not None:
-                ops.composite(layers.face, np.ascontiguousarray(warped[..., :3]), final_mask, (x0, y0), 3,
-                              backend=self.backend, threads=self.threads)
+                run.composite(layers.face, rgb, final_mask, (x0, y0), 3)
             if layers.raw is not None:
-                covered = np.clip(warped[..., 3], 0.0, 1.0)
-                ops.composite(layers.raw, np.ascontiguousarray(warped[..., :3]), covered, (x0, y0), 3,
-                              backend=self.backend, threads=self.threads)
+                run.composite(layers.raw, rgb, run.contiguous(warped[..., 3].clip(0.0, 1.0)), (x0, y0), 3)
         absolute = (x0 + origin[0], y0 + origin[1], x1 + origin[0], y1 + origin[1])
         return PastedFace(prepared.plan, matrix, absolute, self.face_type.cli_name, self.resolution)
+
+
+class HostMergeOps:
+    """The merge operations on NumPy arrays: the native C++ core, or the NumPy/OpenCV reference."""
+
+    on_gpu = False
+
+    def __init__(self, backend: str = "auto", threads: int = 0) -> None:
+        self.backend = backend
+        self.threads = threads
+
+    def upload(self, array: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(array, dtype=np.float32) if array.dtype != np.float16 else array
+
+    def download(self, buffer: np.ndarray) -> np.ndarray:
+        return buffer
+
+    def zeros(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        return np.zeros(shape, dtype)
+
+    def contiguous(self, buffer: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(buffer)
+
+    def union(self, matte: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Mattes of several faces combine as 1 - (1 - a)(1 - b), in float32, kept in the matte's dtype."""
+        return (1.0 - (1.0 - matte.astype(np.float32)) * (1.0 - mask)).astype(matte.dtype)
+
+    def paste_face(self, plate, face, mask, matrix, erode_px, blur_sigma, interpolation, alpha_channel):
+        return ops.paste_face(plate, face, mask, matrix, erode_px, blur_sigma, interpolation, alpha_channel,
+                              backend=self.backend, threads=self.threads)
+
+    def warp_to_plate(self, src, matrix, bbox, interpolation):
+        return ops.warp_to_plate(src, matrix, bbox, interpolation, backend=self.backend, threads=self.threads)
+
+    def composite(self, plate, face, mask, origin, alpha_channel) -> None:
+        ops.composite(plate, face, mask, origin, alpha_channel, backend=self.backend, threads=self.threads)
+
+
+class CudaMergeOps:
+    """The same operations on CUDA tensors (dfl_vfx._native_cuda), on torch's current stream."""
+
+    on_gpu = True
+
+    def __init__(self, device: str = "cuda:0") -> None:
+        import torch
+
+        from dfl_vfx.merge import cuda_ops
+
+        self.torch = torch
+        self.cuda_ops = cuda_ops
+        self.device = torch.device(device if device.startswith("cuda") else "cuda:0")
+
+    def upload(self, array: np.ndarray):
+        tensor = self.torch.from_numpy(np.ascontiguousarray(array))
+        if tensor.dtype not in (self.torch.float16, self.torch.float32):
+            tensor = tensor.float()
+        return tensor.to(self.device, non_blocking=False)
+
+    def download(self, buffer) -> np.ndarray:
+        return buffer.cpu().numpy()
+
+    def zeros(self, shape: tuple[int, ...], dtype: np.dtype):
+        torch_dtype = self.torch.float16 if np.dtype(dtype) == np.float16 else self.torch.float32
+        return self.torch.zeros(shape, dtype=torch_dtype, device=self.device)
+
+    def contiguous(self, buffer):
+        return buffer.contiguous()
+
+    def union(self, matte, mask):
+        return (1.0 - (1.0 - matte.float()) * (1.0 - mask)).to(matte.dtype)
+
+    def paste_face(self, plate, face, mask, matrix, erode_px, blur_sigma, interpolation, alpha_channel):
+        return self.cuda_ops.paste_face(plate, face, mask, matrix, erode_px, blur_sigma, interpolation,
+                                        alpha_channel)
+
+    def warp_to_plate(self, src, matrix, bbox, interpolation):
+        return self.cuda_ops.warp_to_plate(src, matrix, bbox, interpolation)
+
+    def composite(self, plate, face, mask, origin, alpha_channel) -> None:
+        self.cuda_ops.composite(plate, face, mask, origin, alpha_channel)

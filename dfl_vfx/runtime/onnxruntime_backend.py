@@ -113,6 +113,9 @@ class OnnxRuntimeBackend(SwapRuntime):
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(0, threads)
         options.log_severity_level = 3  # errors only: ORT warns about every node it places on the CPU
+        # Idle intra-op threads sleep instead of spinning: the swap pipeline reads, merges and writes other frames on
+        # the same cores while the network runs, and spinning threads would take their CPU time.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(info.path), sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own unrelated exception types

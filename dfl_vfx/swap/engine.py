@@ -21,12 +21,13 @@ import dfl_vfx
 from dfl_vfx.color.ocio import SRGB_SPACE, WORKING_SPACE, WorkingSpace, load_config, plate_colorspace
 from dfl_vfx.errors import DflError
 from dfl_vfx.face.face_type import FaceType
-from dfl_vfx.io.image import Image
+from dfl_vfx.io.image import Image, interleave_channels
 from dfl_vfx.merge.merger import LAYERS, FaceMerger, FacePlan, MergeLayers, MergeSettings, PastedFace
 
 if TYPE_CHECKING:
     from dfl_vfx.runtime import SwapRuntime
 
+MERGE_BACKENDS = ("auto", "native", "reference", "cuda")
 SWAP_ATTRIBUTE = "dfl_vfx:swap"
 FACES_ATTRIBUTE = "dfl_vfx:faces"
 
@@ -44,7 +45,7 @@ class SwapSettings:
     face_type: str | None = None  # only for models that do not say (external DFMs)
     colorspace: str | None = None
     ocio_config: str | None = None
-    native: str = "auto"  # merge ops: auto | native | reference
+    merge_backend: str = "auto"  # auto (cuda beside a GPU runtime, else native) | native | reference | cuda
     threads: int = 0
 
     def validate(self) -> None:
@@ -54,6 +55,8 @@ class SwapSettings:
             raise DflError(f"--layers {','.join(self.layers)}: unknown layer {unknown[0]!r}; use {','.join(LAYERS)}")
         if self.batch < 1:
             raise DflError(f"--batch {self.batch} must be 1 or more")
+        if self.merge_backend not in MERGE_BACKENDS:
+            raise DflError(f"--merge-backend {self.merge_backend}: unknown; use {', '.join(MERGE_BACKENDS)}")
 
 
 @dataclass
@@ -116,10 +119,26 @@ class SwapEngine:
         self.resolution = int(info.resolution)
         self.model_space = SRGB_SPACE if info.input_space == "srgb" else WORKING_SPACE
         self.config = load_config(settings.ocio_config)
+        self.merge_backend = self._merge_backend(settings.merge_backend, self.runtime.device)
         self._mergers: dict[str, FaceMerger] = {}
         self._lock = threading.Lock()
         self.settings_hash = settings.merge.digest(info.sha256, sorted(settings.layers), self.face_type.cli_name,
                                                    self.model_space, settings.colorspace)
+
+    @staticmethod
+    def _merge_backend(asked: str, runtime_device: str) -> str:
+        """auto: the CUDA merge beside a model on the GPU when the CUDA build can run, else the native CPU core."""
+        from dfl_vfx import native
+
+        if asked == "cuda":
+            reason = native.cuda_unavailable_reason()
+            if reason is not None:
+                raise DflError(f"--merge-backend cuda: {reason}; use --merge-backend native")
+            return "cuda"
+        if asked == "auto":
+            on_gpu = runtime_device.startswith("cuda") and native.cuda_available()
+            return "cuda" if on_gpu else "auto"
+        return asked
 
     @property
     def model_name(self) -> str:
@@ -129,8 +148,10 @@ class SwapEngine:
         with self._lock:
             if plate_space not in self._mergers:
                 space = WorkingSpace(plate_space, self.model_space, self.settings.ocio_config)
+                device = self.runtime.device if self.runtime.device.startswith("cuda") else "cuda:0"
                 self._mergers[plate_space] = FaceMerger(self.settings.merge, space, self.resolution, self.face_type,
-                                                        backend=self.settings.native, threads=self.settings.threads)
+                                                        backend=self.merge_backend, threads=self.settings.threads,
+                                                        device=device)
             return self._mergers[plate_space]
 
     def plate_space(self, image: Image) -> str:
@@ -145,7 +166,7 @@ class SwapEngine:
         rgb_format = formats[rgb_idx[0]]
         had_alpha = alpha_idx is not None
         if not had_alpha:  # the composite needs an alpha: an opaque plate gets A = 1
-            pixels = np.concatenate([pixels, np.ones(pixels.shape[:2] + (1,), pixels.dtype)], axis=2)
+            pixels = interleave_channels([pixels, np.ones(pixels.shape[:2] + (1,), pixels.dtype)])
             channels.append("A")
             formats.append(rgb_format)
             alpha_idx = len(channels) - 1
@@ -156,14 +177,17 @@ class SwapEngine:
         merger = self.merger_for(self.plate_space(image))
 
         h, w = work.shape[:2]
+        run = merger.ops
+        wanted = self.settings.layers
         layers = MergeLayers(
-            mask=np.zeros((h, w), np.float32) if "mask" in self.settings.layers else None,
-            face=np.zeros((h, w, 4), work.dtype) if "face" in self.settings.layers else None,
-            raw=np.zeros((h, w, 4), work.dtype) if "raw" in self.settings.layers else None,
+            mask=run.zeros((h, w), work.dtype) if "mask" in wanted else None,
+            face=run.zeros((h, w, 4), work.dtype) if "face" in wanted else None,
+            raw=run.zeros((h, w, 4), work.dtype) if "raw" in wanted else None,
         )
         alpha = work[..., work_alpha] if had_alpha else None
         prepared = [merger.prepare(work, alpha, origin, plan) for plan in plans]
         times.prepare = time.perf_counter() - start
+        plate = run.upload(work) if run.on_gpu and prepared else work
         if prepared:
             t = time.perf_counter()
             prediction = self.runtime.predict(np.stack([p.model_input for p in prepared]))
@@ -173,8 +197,13 @@ class SwapEngine:
             for i, face in enumerate(prepared):
                 rgb, mask = merger.finish_face(face, prediction.rgb[i], prediction.mask_src[i],
                                                prediction.mask_dst[i], several)
-                layers.faces.append(merger.paste(work, work_alpha, origin, face, rgb, mask, layers))
+                layers.faces.append(merger.paste(plate, work_alpha, origin, face, rgb, mask, layers))
+            if run.on_gpu:
+                work[...] = run.download(plate)
             times.merge = time.perf_counter() - t
+        if run.on_gpu:
+            layers.mask, layers.face, layers.raw = (None if b is None else run.download(b)
+                                                    for b in (layers.mask, layers.face, layers.raw))
         if not direct:
             pixels[..., rgb_idx + [alpha_idx]] = work
 
@@ -188,7 +217,7 @@ class SwapEngine:
                 extra.append(buffer)
                 names += [f"{layer_name}.{c}" for c in "RGBA"]
         if extra:
-            pixels = np.concatenate([pixels] + [e.astype(pixels.dtype, copy=False) for e in extra], axis=2)
+            pixels = interleave_channels([pixels] + [e.astype(pixels.dtype, copy=False) for e in extra])
             channels += names
             formats += [layer_format] * len(names)
         metadata = dict(image.metadata)
@@ -197,6 +226,7 @@ class SwapEngine:
             "model_sha256": self.runtime.info.sha256,
             "backend": self.runtime.backend_name,
             "device": self.runtime.device,
+            "merge_backend": "cuda" if run.on_gpu else "cpu",
             "settings": self.settings.merge.to_dict(),
             "layers": list(self.settings.layers),
             "settings_hash": self.settings_hash,

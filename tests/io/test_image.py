@@ -169,3 +169,15 @@ def test_read_a_band_of_rows_only(tmp_path: Path) -> None:
     clipped = read_image(tmp_path / "p.exr", rows=(-100, -2))
     assert clipped.data_window == Window(-8, -4, 64, 2)
     assert read_image(tmp_path / "p.exr", rows=(500, 600)).pixels.shape == (0, 64, 6)
+
+
+def test_interleave_channels_equals_concatenate() -> None:
+    from dfl_vfx.io.image import interleave_channels
+
+    rng = np.random.default_rng(0)
+    blocks = [rng.random((5, 7, c)).astype(np.float16) for c in (4, 1, 4)]
+    out = interleave_channels(blocks)
+    assert out.dtype == np.float16 and out.shape == (5, 7, 9)
+    assert np.array_equal(out.view(np.uint16), np.concatenate(blocks, axis=2).view(np.uint16))
+    with pytest.raises(ValueError, match="one dtype"):
+        interleave_channels([blocks[0], blocks[1].astype(np.float32)])

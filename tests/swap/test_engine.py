@@ -1,5 +1,6 @@
 """The per-frame swap engine: geometry and colour round trip, untouched pixels, layers, header, HDR and NaN."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -132,3 +133,42 @@ def test_face_type_disagreement_is_a_clear_error(make_echo) -> None:
     settings = SwapSettings(model="echo.onnx", face_type="wf")
     with pytest.raises(DflError, match="--face-type wf disagrees"):
         SwapEngine(settings, runtime=make_echo(64))
+
+
+def test_the_cuda_merge_without_a_gpu_is_a_clear_error(make_echo) -> None:
+    from dfl_vfx import native
+
+    if native.cuda_available():
+        pytest.skip("this machine has a usable GPU; the error is for machines without one")
+    with pytest.raises(DflError, match="--merge-backend cuda: .*use --merge-backend native"):
+        SwapEngine(SwapSettings(model="echo.onnx", merge_backend="cuda"), runtime=make_echo(64))
+
+
+@pytest.mark.skipif(not __import__("dfl_vfx.native", fromlist=["x"]).cuda_available(),
+                    reason="needs an NVIDIA GPU (CUDA driver) and the CUDA build of dfl_vfx")
+def test_cuda_merge_matches_the_cpu_merge(small_shot, plans, make_echo) -> None:
+    outputs = {}
+    for backend in ("native", "cuda"):
+        settings = SwapSettings(model="echo.onnx", merge=MergeSettings(color_transfer="none", blur=30, erode=10),
+                                layers=("rgba", "mask", "face", "raw"), merge_backend=backend)
+        outputs[backend] = SwapEngine(settings, runtime=make_echo(128)).swap_image(_plate(small_shot), plans, FRAME)
+    cpu, gpu = (outputs[b].image for b in ("native", "cuda"))
+    assert cpu.channels == gpu.channels
+    diff = np.abs(cpu.pixels.astype(np.float32) - gpu.pixels.astype(np.float32))
+    assert np.nanmax(diff) <= 2e-3  # half rounding of the same float math (contract: 2e-5 before rounding)
+
+
+def test_motion_blur_follows_the_landmark_motion(small_shot, plans, make_echo) -> None:
+    moving = [dataclasses.replace(plan, motion=np.array([12.0, 0.0])) for plan in plans]
+    still = _engine(make_echo(128), motion_blur=100).swap_image(_plate(small_shot), plans, FRAME).image
+    blurred = _engine(make_echo(128), motion_blur=100).swap_image(_plate(small_shot), moving, FRAME).image
+    mask = _channel(still, "mask.A").astype(np.float32) > 0.99
+    rgb_still = still.pixels[..., 1].astype(np.float32)[mask]
+    rgb_blur = blurred.pixels[..., 1].astype(np.float32)[mask]
+    assert np.abs(rgb_blur - rgb_still).mean() > 1e-3  # the face was smeared along x
+    # horizontal detail drops more than vertical detail
+    def energy(image, axis):
+        g = image.pixels[..., 1].astype(np.float32)
+        d = g[:-1, 1:] - g[:-1, :-1] if axis == 1 else g[1:, :-1] - g[:-1, :-1]
+        return np.abs(d)[mask[:-1, :-1]].mean()
+    assert energy(blurred, 1) / energy(still, 1) < energy(blurred, 0) / energy(still, 0)

@@ -88,3 +88,26 @@ def test_inputs_that_disagree_are_refused(small_shot, facesets, swap_model, tmp_
         swap_shot(plate, str(tmp_path / "o"), _settings(bad), progress=False)
     with pytest.raises(DflError, match="--erode"):
         swap_shot(plate, str(tmp_path / "o"), _settings(swap_model[1], erode=900), progress=False)
+
+
+def test_a_dfm_swaps_like_the_onnx_it_came_from(small_shot, facesets, swap_model, tmp_path: Path) -> None:
+    from dfl_vfx.export.onnx_export import ExportMetadata, export_dfm
+    from dfl_vfx.models.checkpoint import load_model
+
+    model, _ = load_model(swap_model[0])
+    dfm = export_dfm(model, tmp_path / "model.dfm", ExportMetadata.for_model(model, iterations=0), input_space="srgb")
+    summary = swap_shot(str(small_shot / "plate" / "plate.####.exr"), str(tmp_path / "out"), _settings(dfm),
+                        frames="1001", faceset=str(facesets[1]), progress=False)
+    assert summary.done == [1001] and summary.faces == 1
+    image = read_image(tmp_path / "out" / "plate.1001.exr")
+    assert json.loads(image.metadata[SWAP_ATTRIBUTE])["model"] == "model.dfm"
+
+
+def test_faceset_and_model_must_agree(facesets) -> None:
+    from dfl_vfx.swap.faces import check_faceset_matches
+
+    check_faceset_matches(facesets[1], 64, "full_face")
+    with pytest.raises(DflError, match="holds full_face faces but the model was trained on whole_face"):
+        check_faceset_matches(facesets[1], 64, "whole_face")
+    with pytest.raises(DflError, match="faces are 64 px but the model works at 128 px"):
+        check_faceset_matches(facesets[1], 128, "full_face")
