@@ -1,4 +1,5 @@
-"""Merge speed: pasting one face into a 4096x2160 half RGBA plate, NumPy reference vs the native C++ core.
+"""Merge speed: pasting one face into a 4096x2160 half RGBA plate, NumPy reference vs the native C++ core (and the
+CUDA kernels on device tensors when a GPU is present).
 
 The face is a model-resolution 256 RGB face with a binary hull-like mask, pasted about 900 px wide and rotated 8
 degrees, erode 20 px, blur sigma 10 px (plate pixels), with lanczos and bilinear. Each figure is the median of
@@ -96,6 +97,35 @@ def time_backend(backend: str, interpolation: str, repeats: int, threads: int) -
     }
 
 
+def time_cuda(interpolation: str, repeats: int) -> dict[str, float]:
+    """The CUDA kernels on device tensors (synchronised), plus the plate's host<->device copies they would need."""
+    import torch
+
+    from dfl_vfx.merge import cuda_ops
+
+    face, mask = make_face()
+    matrix = plate_to_aligned()
+    host_plate = make_plate()
+    plate = torch.from_numpy(host_plate).cuda()
+    face_t, mask_t = torch.from_numpy(face).cuda(), torch.from_numpy(mask).cuda()
+
+    def synced(fn: Callable[[], object]) -> Callable[[], None]:
+        def call() -> None:
+            fn()
+            torch.cuda.synchronize()
+        return call
+
+    pinned = torch.from_numpy(host_plate).pin_memory()
+    return {
+        "paste_face": median_ms(synced(lambda: cuda_ops.paste_face(plate, face_t, mask_t, matrix, ERODE_PX,
+                                                                   BLUR_SIGMA, interpolation, 3)), repeats),
+        "crop_to_aligned": median_ms(synced(lambda: cuda_ops.crop_to_aligned(
+            plate, cv2.invertAffineTransform(matrix), RESOLUTION, interpolation)), repeats),
+        "plate_upload_pinned": median_ms(synced(lambda: pinned.to("cuda", non_blocking=True)), repeats),
+        "plate_download": median_ms(synced(lambda: plate.cpu()), repeats),
+    }
+
+
 def run(repeats: int, threads: int, outdir: Path) -> Path:
     if not ops.native_available():
         raise SystemExit("the native core dfl_vfx._native is not built: run `make` first")
@@ -110,6 +140,10 @@ def run(repeats: int, threads: int, outdir: Path) -> Path:
             "native_ms": native_ms,
             "speedup": {k: round(reference_ms[k] / native_ms[k], 1) for k in reference_ms},
         }
+        from dfl_vfx import native
+
+        if native.cuda_available():
+            entry["cuda_ms"] = time_cuda(interpolation, repeats * 3)
         figures[interpolation] = entry
         print(interpolation, entry, flush=True)
     settings = {
