@@ -66,6 +66,18 @@ def swap_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root / "model", path
 
 
+@pytest.fixture(scope="module")
+def single_thread():
+    """Tiny tensors: one torch thread avoids oversubscription on small shared CI machines (20x slower under load).
+
+    Folders of small-model tests make it autouse in their own conftest.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(
     params=[
         pytest.param("cpu"),

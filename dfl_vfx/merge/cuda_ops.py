@@ -9,14 +9,13 @@ DflError; a wrong shape, dtype or layout is a ValueError, as in :mod:`dfl_vfx.me
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
 from dfl_vfx import native
 from dfl_vfx.errors import DflError
-from dfl_vfx.merge.reference import INTERPOLATIONS, paste_bbox
+from dfl_vfx.merge.ops import check_interpolation, finite_pixels
+from dfl_vfx.merge.reference import paste_bbox
 
 __all__ = ["composite", "crop_to_aligned", "erode_dilate", "gaussian_blur", "paste_face", "warp_to_plate"]
 
@@ -80,22 +79,6 @@ def _ints(values: tuple[int, ...], name: str, count: int) -> list[int]:
     return [int(v) for v in values]
 
 
-def _interpolation(name: str) -> str:
-    if name not in INTERPOLATIONS:
-        raise DflError(f"interpolation {name!r}: unknown; use one of {', '.join(INTERPOLATIONS)}")
-    return name
-
-
-def _finite(value: float, name: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise DflError(f"{name} must be a number of pixels, got {value!r}") from None
-    if not math.isfinite(number):
-        raise DflError(f"{name} must be a finite number of pixels, got {value!r}")
-    return number
-
-
 def _alpha_channel(alpha_channel: int | None, channels: int) -> int | None:
     if alpha_channel is None:
         return None
@@ -138,7 +121,7 @@ def warp_to_plate(src: torch.Tensor, matrix: np.ndarray, bbox: tuple[int, int, i
     box = _ints(bbox, "bbox (x0, y0, x1, y1)", 4)
     if box[2] < box[0] or box[3] < box[1]:
         raise ValueError(f"bbox {bbox!r} must satisfy x0 <= x1 and y0 <= y1")
-    return _warp(module, src, matrix, box, _interpolation(interpolation))
+    return _warp(module, src, matrix, box, check_interpolation(interpolation))
 
 
 def crop_to_aligned(plate: torch.Tensor, frame_to_aligned_matrix: np.ndarray, size: int,
@@ -159,14 +142,14 @@ def crop_to_aligned(plate: torch.Tensor, frame_to_aligned_matrix: np.ndarray, si
     (size,) = _ints((size,), "size", 1)
     if size < 1:
         raise ValueError(f"size must be >= 1, got {size}")
-    return _warp(module, plate, _matrix(inverse), [0, 0, size, size], _interpolation(interpolation))
+    return _warp(module, plate, _matrix(inverse), [0, 0, size, size], check_interpolation(interpolation))
 
 
 def erode_dilate(mask: torch.Tensor, radius: float) -> torch.Tensor:
     """Erosion (radius > 0) or dilation (radius < 0) of ``mask`` (h, w) float32 over a disc -> (h, w) float32."""
     module = _module("erode_dilate")
     _tensor(mask, "mask", 2, (torch.float32,))
-    radius = _finite(radius, "erode radius")
+    radius = finite_pixels(radius, "erode radius")
     h, w = mask.shape
     out = torch.empty_like(mask)
     workspace = _workspace(module.erode_dilate_workspace(h, w, radius), mask)
@@ -179,7 +162,7 @@ def gaussian_blur(mask: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of ``mask`` (h, w) float32, zero outside -> (h, w) float32; sigma <= 0 copies."""
     module = _module("gaussian_blur")
     _tensor(mask, "mask", 2, (torch.float32,))
-    sigma = _finite(sigma, "blur sigma")
+    sigma = finite_pixels(sigma, "blur sigma")
     h, w = mask.shape
     out = torch.empty_like(mask)
     workspace = _workspace(module.gaussian_blur_workspace(h, w, sigma), mask)
@@ -227,9 +210,9 @@ def paste_face(plate: torch.Tensor, face: torch.Tensor, mask: torch.Tensor, matr
         raise ValueError(f"face must have shape (r, r, 3) and mask (r, r), got {tuple(face.shape)} and "
                          f"{tuple(mask.shape)}")
     matrix = _matrix(matrix)
-    erode_px = _finite(erode_px, "erode_px")
-    blur_sigma = _finite(blur_sigma, "blur_sigma")
-    interpolation = _interpolation(interpolation)
+    erode_px = finite_pixels(erode_px, "erode_px")
+    blur_sigma = finite_pixels(blur_sigma, "blur_sigma")
+    interpolation = check_interpolation(interpolation)
     plate_h, plate_w, channels = plate.shape
     size = mask.shape[0]
     bbox = paste_bbox(np.asarray(matrix).reshape(2, 3), (size, size), erode_px, blur_sigma, (plate_h, plate_w))

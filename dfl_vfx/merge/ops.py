@@ -47,13 +47,15 @@ def _use_native(backend: str, threads: int) -> bool:
     raise DflError(f"merge backend {backend!r}: unknown; use one of {', '.join(BACKENDS)}")
 
 
-def _interpolation(name: str) -> str:
+def check_interpolation(name: str) -> str:
+    """The name when it is one of INTERPOLATIONS, else a DflError listing them."""
     if name not in INTERPOLATIONS:
         raise DflError(f"interpolation {name!r}: unknown; use one of {', '.join(INTERPOLATIONS)}")
     return name
 
 
-def _finite(value: float, name: str) -> float:
+def finite_pixels(value: float, name: str) -> float:
+    """``value`` as a finite float (a pixel amount), else a DflError naming ``name``."""
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -115,7 +117,7 @@ def warp_to_plate(src: np.ndarray, matrix: np.ndarray, bbox: tuple[int, int, int
     x0, y0, x1, y1 = _ints(bbox, "bbox (x0, y0, x1, y1)", 4)
     if x1 < x0 or y1 < y0:
         raise ValueError(f"bbox {bbox!r} must satisfy x0 <= x1 and y0 <= y1")
-    interpolation = _interpolation(interpolation)
+    interpolation = check_interpolation(interpolation)
     if _use_native(backend, threads):
         return native._native.warp_to_plate(src, matrix, (x0, y0, x1, y1), interpolation, threads)
     return reference.warp_to_plate(src, matrix, (x0, y0, x1, y1), interpolation)
@@ -124,7 +126,7 @@ def warp_to_plate(src: np.ndarray, matrix: np.ndarray, bbox: tuple[int, int, int
 def erode_dilate(mask: np.ndarray, radius: float, *, backend: str = "auto", threads: int = 0) -> np.ndarray:
     """Erosion (radius > 0) or dilation (radius < 0) of ``mask`` (h, w) over a disc -> (h, w) float32."""
     mask = _float_array(mask, "mask", 2)
-    radius = _finite(radius, "erode radius")
+    radius = finite_pixels(radius, "erode radius")
     if _use_native(backend, threads):
         return native._native.erode_dilate(mask, radius, threads)
     return reference.erode_dilate(mask, radius)
@@ -133,7 +135,7 @@ def erode_dilate(mask: np.ndarray, radius: float, *, backend: str = "auto", thre
 def gaussian_blur(mask: np.ndarray, sigma: float, *, backend: str = "auto", threads: int = 0) -> np.ndarray:
     """Separable Gaussian blur of ``mask`` (h, w), zero outside -> (h, w) float32; sigma <= 0 copies."""
     mask = _float_array(mask, "mask", 2)
-    sigma = _finite(sigma, "blur sigma")
+    sigma = finite_pixels(sigma, "blur sigma")
     if _use_native(backend, threads):
         return native._native.gaussian_blur(mask, sigma, threads)
     return reference.gaussian_blur(mask, sigma)
@@ -167,9 +169,9 @@ def paste_face(plate: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np
     if face.shape != mask.shape + (3,):
         raise ValueError(f"face must have shape (r, r, 3) matching mask {mask.shape}, got {face.shape}")
     matrix = _matrix(matrix)
-    erode_px = _finite(erode_px, "erode_px")
-    blur_sigma = _finite(blur_sigma, "blur_sigma")
-    interpolation = _interpolation(interpolation)
+    erode_px = finite_pixels(erode_px, "erode_px")
+    blur_sigma = finite_pixels(blur_sigma, "blur_sigma")
+    interpolation = check_interpolation(interpolation)
     if not _use_native(backend, threads):
         return reference.paste_face(plate, face, mask, matrix, erode_px, blur_sigma, interpolation, alpha_channel)
     bbox = paste_bbox(matrix, mask.shape, erode_px, blur_sigma, plate.shape[:2])

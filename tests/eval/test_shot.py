@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from dfl_vfx.errors import DflError
 from dfl_vfx.eval.shot import FACES_ATTRIBUTE, _dst_model_face, _read_frame, _Spaces, evaluate_shot, swap_faces
@@ -44,12 +43,8 @@ def write_noop_swap(plate_dir: Path, dst_faceset: Path, out: Path, size: int = 6
 
 
 @pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny tensors: one torch thread avoids oversubscription on small shared machines."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_torch_thread(single_thread):
+    """Every test here runs with one torch thread (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="module")

@@ -33,12 +33,8 @@ class RuntimeModels:
 
 
 @pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny tensors: one torch thread avoids oversubscription on 2-core CI machines."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_torch_thread(single_thread):
+    """Every test here runs with one torch thread (tests/conftest.py)."""
 
 
 def amp_stand_in(resolution: int = AMP_RES) -> onnx.ModelProto:
