@@ -151,6 +151,19 @@ class ShotSwapper:
         return job.frame, len(result.faces), result.times
 
 
+def _record(summary: SwapSummary, frame: int, future: Future) -> None:
+    try:
+        _, faces, times = future.result()
+    except (DflError, ImageReadError) as exc:
+        summary.failed[frame] = str(exc)
+    else:
+        summary.done.append(frame)
+        summary.faces += faces
+        summary.times.add(times)
+        if faces == 0:
+            summary.no_face.append(frame)
+
+
 def swap_shot(plate: str, out: str, settings: SwapSettings, frames: str | None = None,
               faceset: str | None = None, jobs: int = 2, overwrite: bool = False, compression: str | None = None,
               progress: bool | None = None, detector: str = "dlib") -> SwapSummary:
@@ -203,20 +216,13 @@ def swap_shot(plate: str, out: str, settings: SwapSettings, frames: str | None =
                 pending[pool.submit(swapper.run_job, job)] = job.frame
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
-                frame = pending.pop(future)
-                try:
-                    _, faces, times = future.result()
-                except (DflError, ImageReadError) as exc:
-                    summary.failed[frame] = str(exc)
-                else:
-                    summary.done.append(frame)
-                    summary.faces += faces
-                    summary.times.add(times)
-                    if faces == 0:
-                        summary.no_face.append(frame)
+                _record(summary, pending.pop(future), future)
                 bar.update(1)
-    finally:
+    finally:  # interrupted too: frames already being written finish (atomically) and are counted
         pool.shutdown(wait=True, cancel_futures=True)
+        for future, frame in pending.items():
+            if not future.cancelled() and isinstance(future.exception(), (type(None), DflError, ImageReadError)):
+                _record(summary, frame, future)
         bar.close()
         summary.done.sort()
         summary.no_face.sort()

@@ -50,3 +50,34 @@ def test_serve_over_stdio_in_a_subprocess(swap_model) -> None:
     assert done.returncode == 0
     assert replies[0]["ok"] and replies[0]["result"]["resolution"] == 64
     assert replies[1] == {"id": 2, "ok": True, "result": {"bye": True}}
+
+
+def test_sigterm_mid_shot_leaves_whole_frames_and_the_rerun_finishes(small_shot, facesets, swap_model,
+                                                                      tmp_path: Path) -> None:
+    import signal
+    import time
+
+    out = tmp_path / "swap"
+    command = [sys.executable, "-m", "dfl_vfx.cli.main", "swap", str(small_shot / "plate" / "plate.####.exr"),
+               "--model", str(swap_model[1]), "--faceset", str(facesets[1]), "--out", str(out), "--jobs", "1",
+               "--no-progress", "--color-transfer", "idt"]  # idt: slow enough per frame to stop mid-shot
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(list(out.glob("plate.*.exr"))) < 2:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    written = sorted(out.glob("plate.*.exr"))
+    assert proc.returncode == 130 and "rerun the same command to resume" in err
+    assert 2 <= len(written) < 12
+    assert not [p for p in out.iterdir() if p.suffix not in (".exr", ".json")]  # no temporary files left
+    summary = json.loads((out / "swap_summary.json").read_text())
+    assert len(summary["frames"]["done"]) == len(written)
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    resumed = json.loads((out / "swap_summary.json").read_text())
+    assert resumed["frames"]["skipped"] == summary["frames"]["done"]
+    assert len(resumed["frames"]["done"]) == 12 - len(written)
