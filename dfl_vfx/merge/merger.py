@@ -242,8 +242,9 @@ class FaceMerger:
             rgb = run.contiguous(warped[..., :3])
             if layers.face is not None:
                 run.composite(layers.face, rgb, final_mask, (x0, y0), 3)
-            if layers.raw is not None:
-                run.composite(layers.raw, rgb, run.contiguous(warped[..., 3].clip(0.0, 1.0)), (x0, y0), 3)
+            if layers.raw is not None:  # the warp of (face, 1) is premultiplied by its coverage already
+                coverage = run.contiguous(warped[..., 3].clip(0.0, 1.0))
+                run.composite(layers.raw, run.unpremultiply(rgb, coverage), coverage, (x0, y0), 3)
         absolute = (x0 + origin[0], y0 + origin[1], x1 + origin[0], y1 + origin[1])
         return PastedFace(prepared.plan, matrix, absolute, self.face_type.cli_name, self.resolution)
 
@@ -268,6 +269,9 @@ class HostMergeOps:
 
     def contiguous(self, buffer: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(buffer)
+
+    def unpremultiply(self, rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        return np.divide(rgb, alpha[..., None], out=np.zeros_like(rgb), where=alpha[..., None] > 1e-6)
 
     def union(self, matte: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Mattes of several faces combine as 1 - (1 - a)(1 - b), in float32, kept in the matte's dtype."""
@@ -313,6 +317,10 @@ class CudaMergeOps:
 
     def contiguous(self, buffer):
         return buffer.contiguous()
+
+    def unpremultiply(self, rgb, alpha):
+        safe = alpha.unsqueeze(-1)
+        return (rgb / safe.clamp_min(1e-6)) * (safe > 1e-6)
 
     def union(self, matte, mask):
         return (1.0 - (1.0 - matte.float()) * (1.0 - mask)).to(matte.dtype)

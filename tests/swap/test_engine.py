@@ -51,6 +51,14 @@ def test_identity_swap_reproduces_the_plate_inside_the_face(small_shot, plans, m
     # lanczos crop to 256 px then bicubic warp back: the face comes back within a few percent of its level
     assert np.median(np.abs(rgb_out - rgb_in) / (np.abs(rgb_in) + 1e-2)) < 0.03
     assert runtime.calls == [len(plans)]
+    # raw is premultiplied by its coverage once: unpremultiplied, even its soft edge shows the plate's colours
+    raw_a = _channel(out, "raw.A").astype(np.float32)
+    edge = (raw_a > 0.1) & (raw_a < 0.9)
+    assert edge.sum() > 100
+    raw_rgb = out.pixels[..., [out.channels.index(f"raw.{c}") for c in "RGB"]].astype(np.float32)[edge]
+    unpremultiplied = raw_rgb / raw_a[edge][:, None]
+    plate_rgb = before[..., :3].astype(np.float32)[edge]
+    assert np.median(np.abs(unpremultiplied - plate_rgb) / (np.abs(plate_rgb) + 1e-2)) < 0.1
 
 
 def test_pixels_outside_the_mask_are_bit_identical_in_half(small_shot, plans, make_echo) -> None:
