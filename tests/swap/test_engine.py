@@ -180,3 +180,32 @@ def test_motion_blur_follows_the_landmark_motion(small_shot, plans, make_echo) -
         d = g[:-1, 1:] - g[:-1, :-1] if axis == 1 else g[1:, :-1] - g[:-1, :-1]
         return np.abs(d)[mask[:-1, :-1]].mean()
     assert energy(blurred, 1) / energy(still, 1) < energy(blurred, 0) / energy(still, 0)
+
+
+def test_two_faces_go_through_one_batch_and_one_matte(small_shot, plans, make_echo) -> None:
+    runtime = make_echo(64)
+    second = dataclasses.replace(plans[0], landmarks=plans[0].landmarks + (-200.0, 0.0), index=1, track_id=7)
+    out = _engine(runtime, mask_mode="hull").swap_image(_plate(small_shot), [plans[0], second], FRAME).image
+    assert runtime.calls == [2]
+    faces = json.loads(out.metadata[FACES_ATTRIBUTE])
+    assert [f["track_id"] for f in faces] == [plans[0].track_id, 7]
+    mask = _channel(out, "mask.A").astype(np.float32)
+    ox, oy = out.data_window.x, out.data_window.y
+    for face in faces:
+        x0, y0, x1, y1 = face["bbox"]
+        assert mask[y0 - oy:y1 - oy, x0 - ox:x1 - ox].max() > 0.99  # both faces are in the one matte
+
+
+def test_channels_in_any_order_and_extra_channels_pass_through(small_shot, plans, make_echo) -> None:
+    plate = _plate(small_shot)
+    expected = _engine(make_echo(64)).swap_image(_plate(small_shot), plans, FRAME).image
+    depth = np.full(plate.pixels.shape[:2] + (1,), 42.5, np.float16)
+    order = [plate.channels.index(c) for c in "ABGR"]
+    plate.pixels = np.ascontiguousarray(np.concatenate([depth, plate.pixels[..., order]], axis=2))
+    plate.channels = ["Z", "A", "B", "G", "R"]
+    plate.channel_formats = ["half"] * 5
+    out = _engine(make_echo(64)).swap_image(plate, plans, FRAME).image
+    assert out.channels[:5] == ["Z", "A", "B", "G", "R"]
+    assert np.all(out.pixels[..., 0] == np.float16(42.5))
+    for c in "RGBA":
+        assert np.array_equal(_channel(out, c).view(np.uint16), _channel(expected, c).view(np.uint16))
