@@ -12,6 +12,7 @@ for a face of a given size, so the same setting looks the same on a 1080p and a 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -53,26 +54,27 @@ def mask_names(mode: str) -> set[str]:
     return {name for term in parse_mask_mode(mode) for name in term}
 
 
-def combine_masks(mode: str, masks: dict[str, np.ndarray]) -> np.ndarray:
-    """Evaluate a mask mode over named (H, W) float32 masks in [0, 1]; the result is clipped to [0, 1]."""
+def combine_masks(mode: str, masks: dict[str, Any]) -> Any:
+    """Evaluate a mask mode over named (H, W) masks in [0, 1] (float32 NumPy arrays or torch tensors alike)."""
     terms = parse_mask_mode(mode)
-    shape = next(iter(masks.values())).shape if masks else None
-    total: np.ndarray | None = None
+    if not masks:
+        raise ValueError("combine_masks needs at least one mask array to know the shape")
+    like = next(iter(masks.values()))
+    total = None
     for term in terms:
-        product: np.ndarray | None = None
+        product = None
         for name in term:
             if name == "full":
-                if shape is None:
-                    raise ValueError("combine_masks needs at least one mask array to know the shape")
-                value = np.ones(shape, np.float32)
+                value = like * 0 + 1.0
             elif name in masks:
-                value = np.clip(np.asarray(masks[name], np.float32), 0.0, 1.0)
+                value = masks[name]
+                value = np.asarray(value, np.float32) if isinstance(value, np.ndarray | list) else value
+                value = value.clip(0.0, 1.0)
             else:
                 raise ValueError(f"mask mode {mode!r} needs the {name!r} mask")
             product = value if product is None else product * value
         total = product if total is None else total + product
-    assert total is not None
-    return np.clip(total, 0.0, 1.0).astype(np.float32)
+    return total.clip(0.0, 1.0)
 
 
 def check_erode_blur(erode: float, blur: float) -> None:
@@ -109,7 +111,7 @@ def plate_blur_sigma(blur: float, matrix: np.ndarray) -> float:
     return opencv_gaussian_sigma(kernel) * plate_per_processing_px
 
 
-def clip_to_predicted_area(mask: np.ndarray, erode: float, blur: float) -> np.ndarray:
+def clip_to_predicted_area(mask: Any, erode: float, blur: float) -> Any:
     """Zero the aligned mask near the square's edge so that dilation and blur stay inside the predicted face.
 
     The margin, in aligned pixels at model resolution, is half the blur kernel plus the dilation (DeepFaceLab clips
@@ -120,7 +122,7 @@ def clip_to_predicted_area(mask: np.ndarray, erode: float, blur: float) -> np.nd
     margin = int(math.ceil(margin_processing / MASK_PROCESSING_SCALE))
     if margin <= 0:
         return mask
-    out = np.zeros_like(mask)
+    out = mask * 0  # NumPy array or torch tensor alike
     if 2 * margin < size:
         out[margin:size - margin, margin:size - margin] = mask[margin:size - margin, margin:size - margin]
     return out

@@ -19,13 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from dfl_vfx.color.ocio import WorkingSpace, unpremultiply
+from dfl_vfx.color.ocio import ALPHA_EPSILON, WorkingSpace, unpremultiply
+from dfl_vfx.color.torch_color import TorchWorkingSpace
 from dfl_vfx.errors import DflError
 from dfl_vfx.face.align import aligned_quad, get_transform_mat, transform_points, warp_to_aligned
 from dfl_vfx.face.face_type import FaceType
 from dfl_vfx.face.masks import hull_mask
 from dfl_vfx.merge import ops
 from dfl_vfx.merge.color_transfer import COLOR_TRANSFER_MODES, transfer_color
+from dfl_vfx.merge.color_transfer_torch import TORCH_TRANSFER_MODES
+from dfl_vfx.merge.color_transfer_torch import transfer_color as transfer_color_torch
 from dfl_vfx.merge.face_filters import face_scale_matrix, motion_blur, sharpen
 from dfl_vfx.merge.masks import (
     DEFAULT_MASK_MODE,
@@ -101,8 +104,8 @@ class PreparedFace:
 
     plan: FacePlan
     matrix: np.ndarray  # absolute plate -> aligned at the model resolution
-    model_input: np.ndarray  # (R, R, 3) float32 in the model's input space
-    hull: np.ndarray  # (R, R) float32 landmark hull in aligned space
+    model_input: Any  # (R, R, 3) float32 in the model's input space (a CUDA tensor on the GPU-resident stage)
+    hull: Any  # (R, R) float32 landmark hull in aligned space
 
 
 @dataclass
@@ -160,8 +163,13 @@ class FaceMerger:
     """Merges predicted faces into plates for one model (resolution, face type, input space)."""
 
     def __init__(self, settings: MergeSettings, space: WorkingSpace, resolution: int, face_type: FaceType,
-                 backend: str = "auto", threads: int = 0, device: str = "cuda:0") -> None:
-        """``backend``: auto | native | reference (NumPy arrays) or cuda (the plate lives on ``device``)."""
+                 backend: str = "auto", threads: int = 0, device: str = "cuda:0",
+                 torch_space: TorchWorkingSpace | None = None) -> None:
+        """``backend``: auto | native | reference (NumPy arrays) or cuda (the plate lives on ``device``).
+
+        With cuda and a ``torch_space`` (the plate -> model conversion in torch), faces are also cropped, converted
+        and colour-matched on the GPU (:meth:`prepare_device`, :meth:`finish_face_device`).
+        """
         settings.validate()
         self.settings = settings
         self.space = space
@@ -170,6 +178,7 @@ class FaceMerger:
         self.backend = backend
         self.threads = threads
         self.ops = CudaMergeOps(device) if backend == "cuda" else HostMergeOps(backend, threads)
+        self.torch_space = torch_space if backend == "cuda" else None
         self._needs = mask_names(settings.mask_mode)
 
     # -- before the network -------------------------------------------------------------------------------------
@@ -216,6 +225,63 @@ class FaceMerger:
         mask = clip_to_predicted_area(mask, s.erode, s.blur)
         return self.space.from_working(face).astype(np.float32), mask.astype(np.float32)
 
+    # -- the GPU-resident stage (plate, crop, network and paste stay on the device) -----------------------------
+
+    @property
+    def device_stage(self) -> bool:
+        """Whether faces can be cropped and converted on the GPU (CUDA merge and a torch form of the colours)."""
+        return self.torch_space is not None
+
+    def prepare_device(self, plate, alpha_channel: int | None, origin: tuple[int, int], plan: FacePlan) -> PreparedFace:
+        """:meth:`prepare` on a CUDA plate: lanczos crop by the CUDA kernel, then unpremultiply, clean, convert.
+
+        The crop is resampled premultiplied and unpremultiplied after (the host path does it before), and a NaN in
+        the plate blanks the taps around it; both differ from the host path only at alpha edges and bad pixels.
+        """
+        import torch
+
+        assert self.torch_space is not None
+        size = self.resolution
+        matrix = get_transform_mat(plan.landmarks, size, self.face_type)
+        crop = self.ops.cuda_ops.crop_to_aligned(plate, _local_matrix(matrix, origin), size, "lanczos")
+        rgb = crop[..., :3]
+        if alpha_channel is not None:
+            alpha = crop[..., alpha_channel:alpha_channel + 1]
+            rgb = torch.where(alpha > ALPHA_EPSILON, rgb / alpha.clamp_min(ALPHA_EPSILON), rgb)
+        rgb = torch.nan_to_num(rgb, nan=0.0, posinf=0.0, neginf=0.0)
+        hull = hull_mask((size, size), transform_points(plan.landmarks, matrix)).astype(np.float32)
+        return PreparedFace(plan, matrix, self.torch_space.to_working(rgb).contiguous(), self.ops.upload(hull))
+
+    def finish_face_device(self, prepared: PreparedFace, rgb, mask_src, mask_dst, several_faces: bool):
+        """:meth:`finish_face` on CUDA tensors. rct runs in torch; the other colour modes, sharpening and motion blur
+        take the aligned face (R x R, not the plate) through the host and back."""
+        import torch
+
+        assert self.torch_space is not None
+        s = self.settings
+        masks = {"hull": prepared.hull, "learned-prd": mask_src, "learned-dst": mask_dst}
+        mask = combine_masks(s.mask_mode, {k: v for k, v in masks.items() if k in self._needs or k == "hull"})
+        face = rgb.float()
+        source = prepared.model_input
+        if s.color_transfer in TORCH_TRANSFER_MODES:
+            face = transfer_color_torch(s.color_transfer, face, source, mask)
+        else:
+            host = transfer_color(s.color_transfer, face.cpu().numpy(), source.cpu().numpy(), mask.cpu().numpy(),
+                                  mask.cpu().numpy(), seed=s.seed)
+            face = self.ops.upload(host)
+        if s.color_transfer != "none":
+            flat = source.reshape(-1, 3)
+            face = torch.minimum(torch.maximum(face, flat.amin(0) - TRANSFER_MARGIN), flat.amax(0) + TRANSFER_MARGIN)
+        if s.sharpen_mode != "none" and s.sharpen_amount != 0:
+            face = self.ops.upload(sharpen(face.cpu().numpy(), s.sharpen_mode, s.sharpen_amount, self.resolution))
+        if s.motion_blur > 0 and prepared.plan.motion is not None and not several_faces:
+            velocity = prepared.matrix[:, :2] @ np.asarray(prepared.plan.motion, np.float64)
+            blurred, blurred_mask = motion_blur(face.cpu().numpy(), mask.cpu().numpy(),
+                                                (float(velocity[0]), float(velocity[1])), s.motion_blur)
+            face, mask = self.ops.upload(blurred), self.ops.upload(blurred_mask)
+        mask = clip_to_predicted_area(mask, s.erode, s.blur)
+        return self.torch_space.from_working(face).contiguous(), mask.float().contiguous()
+
     def paste(self, plate, alpha_channel: int | None, origin: tuple[int, int], prepared: PreparedFace,
               face: np.ndarray, mask: np.ndarray, layers: MergeLayers) -> PastedFace:
         """Composite one finished face into ``plate`` (in place) and into the requested layers.
@@ -237,8 +303,7 @@ class FaceMerger:
             region = layers.mask[y0:y1, x0:x1]
             region[...] = run.union(region, final_mask)
         if (layers.face is not None or layers.raw is not None) and x1 > x0 and y1 > y0:
-            warped = run.warp_to_plate(run.upload(np.dstack([face, np.ones(face.shape[:2], np.float32)])), local,
-                                       bbox, s.interpolation)
+            warped = run.warp_to_plate(run.with_coverage(face), local, bbox, s.interpolation)
             rgb = run.contiguous(warped[..., :3])
             if layers.face is not None:
                 run.composite(layers.face, rgb, final_mask, (x0, y0), 3)
@@ -260,6 +325,10 @@ class HostMergeOps:
 
     def upload(self, array: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(array, dtype=np.float32) if array.dtype != np.float16 else array
+
+    def with_coverage(self, face: np.ndarray) -> np.ndarray:
+        """(R, R, 4): the face and a channel of ones, warped together so the warp also gives the coverage."""
+        return np.ascontiguousarray(np.dstack([face, np.ones(face.shape[:2], np.float32)]), dtype=np.float32)
 
     def download(self, buffer: np.ndarray) -> np.ndarray:
         return buffer
@@ -302,11 +371,17 @@ class CudaMergeOps:
         self.cuda_ops = cuda_ops
         self.device = torch.device(device if device.startswith("cuda") else "cuda:0")
 
-    def upload(self, array: np.ndarray):
+    def upload(self, array):
+        if isinstance(array, self.torch.Tensor):  # already a tensor (the GPU-resident stage): just place it
+            return array.to(self.device).contiguous()
         tensor = self.torch.from_numpy(np.ascontiguousarray(array))
         if tensor.dtype not in (self.torch.float16, self.torch.float32):
             tensor = tensor.float()
         return tensor.to(self.device, non_blocking=False)
+
+    def with_coverage(self, face):
+        face = self.upload(face).float()
+        return self.torch.cat([face, self.torch.ones_like(face[..., :1])], dim=-1).contiguous()
 
     def download(self, buffer) -> np.ndarray:
         return buffer.cpu().numpy()

@@ -19,6 +19,7 @@ import numpy as np
 
 import dfl_vfx
 from dfl_vfx.color.ocio import SRGB_SPACE, WORKING_SPACE, WorkingSpace, load_config, plate_colorspace
+from dfl_vfx.color.torch_color import TorchWorkingSpace
 from dfl_vfx.errors import DflError
 from dfl_vfx.face.face_type import FaceType
 from dfl_vfx.io.image import Image, interleave_channels
@@ -148,10 +149,13 @@ class SwapEngine:
         with self._lock:
             if plate_space not in self._mergers:
                 space = WorkingSpace(plate_space, self.model_space, self.settings.ocio_config)
+                torch_space = None
+                if self.merge_backend == "cuda":
+                    torch_space = TorchWorkingSpace.from_ocio(plate_space, self.model_space, self.settings.ocio_config)
                 device = self.runtime.device if self.runtime.device.startswith("cuda") else "cuda:0"
                 self._mergers[plate_space] = FaceMerger(self.settings.merge, space, self.resolution, self.face_type,
                                                         backend=self.merge_backend, threads=self.settings.threads,
-                                                        device=device)
+                                                        device=device, torch_space=torch_space)
             return self._mergers[plate_space]
 
     def plate_space(self, image: Image) -> str:
@@ -184,20 +188,32 @@ class SwapEngine:
             face=run.zeros((h, w, 4), work.dtype) if "face" in wanted else None,
             raw=run.zeros((h, w, 4), work.dtype) if "raw" in wanted else None,
         )
-        alpha = work[..., work_alpha] if had_alpha else None
-        prepared = [merger.prepare(work, alpha, origin, plan) for plan in plans]
+        plate = run.upload(work) if run.on_gpu and plans else work
+        on_device = run.on_gpu and merger.device_stage and getattr(self.runtime, "is_cuda", False)
+        if on_device:  # crop, colour, network and paste all on the GPU: no plate-sized host copies per face
+            prepared = [merger.prepare_device(plate, work_alpha if had_alpha else None, origin, plan) for plan in plans]
+        else:
+            alpha = work[..., work_alpha] if had_alpha else None
+            prepared = [merger.prepare(work, alpha, origin, plan) for plan in plans]
         times.prepare = time.perf_counter() - start
-        plate = run.upload(work) if run.on_gpu and prepared else work
         if prepared:
             t = time.perf_counter()
-            prediction = self.runtime.predict(np.stack([p.model_input for p in prepared]))
+            if on_device:
+                import torch
+
+                rgb, mask_src, mask_dst = self.runtime.predict_torch(
+                    torch.stack([p.model_input.permute(2, 0, 1) for p in prepared]))
+                outputs = [(rgb[i].permute(1, 2, 0), mask_src[i, 0], mask_dst[i, 0]) for i in range(len(prepared))]
+            else:
+                prediction = self.runtime.predict(np.stack([p.model_input for p in prepared]))
+                outputs = [(prediction.rgb[i], prediction.mask_src[i], prediction.mask_dst[i])
+                           for i in range(len(prepared))]
             times.infer = time.perf_counter() - t
             t = time.perf_counter()
-            several = len(prepared) > 1
-            for i, face in enumerate(prepared):
-                rgb, mask = merger.finish_face(face, prediction.rgb[i], prediction.mask_src[i],
-                                               prediction.mask_dst[i], several)
-                layers.faces.append(merger.paste(plate, work_alpha, origin, face, rgb, mask, layers))
+            finish = merger.finish_face_device if on_device else merger.finish_face
+            for face, (face_rgb, face_src, face_dst) in zip(prepared, outputs, strict=True):
+                rgb_linear, mask = finish(face, face_rgb, face_src, face_dst, len(prepared) > 1)
+                layers.faces.append(merger.paste(plate, work_alpha, origin, face, rgb_linear, mask, layers))
             if run.on_gpu:
                 work[...] = run.download(plate)
             times.merge = time.perf_counter() - t

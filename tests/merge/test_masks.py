@@ -54,3 +54,14 @@ def test_clip_keeps_room_for_dilation_and_blur() -> None:
     clipped = clip_to_predicted_area(mask, erode=-16, blur=16)  # margin (8 + 8) / 4 = 4 aligned px
     assert clipped[4:60, 4:60].min() == 1.0 and clipped[:4].max() == 0.0 and clipped[:, 60:].max() == 0.0
     assert np.array_equal(clip_to_predicted_area(mask, erode=10, blur=0), mask)
+
+
+def test_masks_combine_the_same_on_torch_tensors() -> None:
+    import torch
+
+    tensors = {name: torch.from_numpy(mask) for name, mask in MASKS.items()}
+    for mode in ("4", "5", "hull*learned-dst+learned-prd", "full"):
+        np.testing.assert_allclose(combine_masks(mode, tensors).numpy(), combine_masks(mode, MASKS), atol=1e-7)
+    square = torch.ones(64, 64)
+    np.testing.assert_array_equal(clip_to_predicted_area(square, -16, 16).numpy(),
+                                  clip_to_predicted_area(square.numpy(), -16, 16))
