@@ -14,6 +14,8 @@ from dfl_vfx.merge import reference as ref
 def test_the_native_core_is_built() -> None:
     """`pip install` (make) compiles it; the parity tests below need it and must not silently skip."""
     assert ops.native_available()
+
+
 THREADS = [1, 2]
 
 
