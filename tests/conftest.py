@@ -1,5 +1,8 @@
-"""Fixtures shared across test folders: a small demo shot built once per session."""
+"""Fixtures shared across test folders: a small demo shot built once per session, a read-only folder."""
 
+import contextlib
+import ctypes
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -95,3 +98,50 @@ def device(request: pytest.FixtureRequest) -> str:
 def dtype(request: pytest.FixtureRequest) -> torch.dtype:
     """Run a test in single and double precision."""
     return request.param
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+_CAP_DAC_OVERRIDE = 1
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+@contextlib.contextmanager
+def _without_dac_override() -> Iterator[None]:
+    """Drop root's permission override (CAP_DAC_OVERRIDE) from this thread's effective set, then restore it.
+
+    CI runs as root, and root writes anywhere; threads started inside the block inherit the reduced set.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    header, data = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0), (_CapData * 2)()
+    if libc.capget(ctypes.byref(header), data) != 0 or not data[0].effective & (1 << _CAP_DAC_OVERRIDE):
+        yield  # not root, or no override to drop: permission bits already apply
+        return
+    saved = data[0].effective
+    data[0].effective &= ~(1 << _CAP_DAC_OVERRIDE)
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
+    try:
+        yield
+    finally:
+        data[0].effective = saved
+        libc.capset(ctypes.byref(header), data)
+
+
+@pytest.fixture()
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A folder this process cannot write in (mode 0555, with root's override dropped for the test)."""
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with _without_dac_override():
+            yield folder
+    finally:
+        folder.chmod(0o755)

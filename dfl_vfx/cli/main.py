@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import signal
 import sys
@@ -64,10 +65,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _enable_faulthandler(stream: object) -> None:
+    for candidate in (stream, sys.__stderr__):
+        try:
+            faulthandler.enable(file=candidate, all_threads=True)  # type: ignore[arg-type]
+            return
+        except (AttributeError, ValueError, OSError):  # no file descriptor (a captured stream)
+            continue
+
+
 def _setup_logging(verbose: bool, log_file: str | None) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
-        handlers.append(logging.FileHandler(log_file))
+        try:
+            file_handler = logging.FileHandler(log_file)
+        except OSError as exc:
+            raise DflError(f"--log-file {log_file}: cannot write ({exc.strerror}); choose another path") from None
+        handlers.append(file_handler)
+    # a native crash (a segfault in a C library) leaves every thread's Python stack in the log or on stderr
+    _enable_faulthandler(file_handler.stream if log_file else sys.stderr)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose else "%(message)s",
@@ -84,9 +100,9 @@ def _terminate(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(args.verbose, args.log_file)
     signal.signal(signal.SIGTERM, _terminate)
     try:
+        _setup_logging(args.verbose, args.log_file)
         return int(args.run(args) or 0)
     except DflError as exc:
         print(f"dfl-vfx {args.command}: error: {exc}", file=sys.stderr)

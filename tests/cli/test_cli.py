@@ -138,3 +138,29 @@ def test_sigterm_unwinds_like_ctrl_c(tmp_path: Path) -> None:
     assert marker.read_text() == "saved"  # cleanup ran before exit
     assert "interrupted; rerun the same command to resume" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_native_crash_leaves_a_trace_in_the_log(tmp_path: Path) -> None:
+    """A segfault in a C library must not be silent: faulthandler writes the Python stacks to the log."""
+    log = tmp_path / "dfl.log"
+    script = (
+        "import faulthandler, sys\n"
+        "from dfl_vfx.cli import main as cli\n"
+        "def crash(args):\n"
+        "    faulthandler._sigsegv()\n"
+        "cli.COMMANDS['colorspaces'].run = crash\n"
+        "parser_builder = cli.build_parser\n"
+        "def build():\n"
+        "    p = parser_builder()\n"
+        "    p._subparsers._group_actions[0].choices['colorspaces'].set_defaults(run=crash)\n"
+        "    return p\n"
+        "cli.build_parser = build\n"
+        "sys.exit(cli.main(sys.argv[1:]))\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONFAULTHANDLER"}
+    result = subprocess.run([sys.executable, "-c", script, "--log-file", str(log), "colorspaces"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode != 0
+    text = log.read_text()
+    assert "Segmentation fault" in text
+    assert "in crash" in text  # the Python frame that was running
