@@ -1,8 +1,10 @@
 """Read DeepFaceLab aligned JPEGs (metadata pickled in an APP15 segment) and import them into a faceset.
 
-The pickle is untrusted input: :class:`SafeUnpickler` resolves only the numpy names that plain arrays and
-scalars need plus a few builtin containers, and refuses every other global and any persistent id, so a
-crafted file is reported, never executed.
+The pickle is untrusted input: a payload over :data:`MAX_METADATA_BYTES` is refused unread, and
+:class:`SafeUnpickler` resolves only the numpy names that plain arrays and scalars need plus a few builtin
+containers, refuses every other global, any persistent id and any argument that would allocate by a size (an
+array shape, ``bytearray(n)``) instead of holding data, so a crafted file is reported, never executed, and never
+takes more memory than a small multiple of its size.
 
 Aligned pixel coordinates follow OpenCV (integer values at pixel centres); a resize by ``s`` maps
 ``x -> s * (x + 0.5) - 0.5``, the same sampling as ``cv2.resize``.
@@ -12,14 +14,17 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import pickle
 import re
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+from numpy._core import multiarray, numeric
 
 from dfl_vfx.color.ocio import SRGB_SPACE, WORKING_SPACE, WorkingSpace
 from dfl_vfx.errors import DflError
@@ -36,44 +41,241 @@ _STANDALONE_MARKERS = {0x01, *range(0xD0, 0xD8), SOI}
 DFL_DETECTOR = "deepfacelab"
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 
+MAX_METADATA_BYTES = 1 << 20
+"""Largest APP15 payload read. DeepFaceLab writes its metadata as one APP15 segment, whose 16-bit length holds at
+most 65,533 bytes (landmarks, matrices and an XSeg mask of at most 8 KB take a few KB); the cap is 16 times that.
+It also bounds what a crafted pickle can build, as a byte of pickle makes at most one object: the worst case, a
+MiB of empty-set opcodes, takes about 240 MB and 1 s to load."""
 
-def _numpy_globals() -> dict[tuple[str, str], Any]:
-    """The globals plain arrays and scalars pickle to, under numpy 1 (DFL) and numpy 2 module names."""
-    from numpy._core import multiarray, numeric
+MAX_TUPLE_NESTING = 64
+"""Deepest tuple-in-tuple nesting accepted; hashing a tuple recurses through its items without a depth check, so a
+deeper one (a set member or dict key) would overflow the C stack. DeepFaceLab's metadata nests tuples 2 deep."""
 
-    allowed: dict[tuple[str, str], Any] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
-    for package in ("numpy.core", "numpy._core"):
-        allowed[(f"{package}.multiarray", "_reconstruct")] = multiarray._reconstruct
-        allowed[(f"{package}.multiarray", "scalar")] = multiarray.scalar
-        allowed[(f"{package}.numeric", "_frombuffer")] = numeric._frombuffer  # pickle protocol 5 arrays
-    for name, builtin in (("set", set), ("frozenset", frozenset), ("bytearray", bytearray)):
-        allowed[("builtins", name)] = builtin
-        allowed[("__builtin__", name)] = builtin
-    return allowed
+_NUMPY_MODULES = ("numpy.core", "numpy._core")  # numpy 1 (DeepFaceLab) and numpy 2 module names
+_ARRAY_STATE_VERSION = 1
+_DTYPE_STATE_VERSION = 3
+_BYTE_ORDERS = ("<", ">", "|", "=")
 
 
-class SafeUnpickler(pickle.Unpickler):
-    """Unpickles plain data only: containers, numbers, strings, bytes, numpy arrays and scalars."""
+def _plain_dtype(value: Any) -> np.dtype | None:
+    """``value`` as a dtype of plain numbers or bytes (no objects, fields or sub-arrays, itemsize within the cap)."""
+    if not isinstance(value, np.dtype):
+        return None
+    if value.hasobject or value.fields is not None or value.subdtype is not None:
+        return None
+    return value if value.itemsize <= MAX_METADATA_BYTES else None
 
-    ALLOWED = _numpy_globals()
+
+class SafeUnpickler(pickle._Unpickler):  # the pure-Python unpickler: every opcode below can be vetted
+    """Unpickles plain data only: containers, numbers, strings, bytes, numpy arrays and scalars.
+
+    Globals resolve only to the callables plain numpy arrays and scalars pickle to, plus set, frozenset and
+    bytearray, each wrapped to refuse arguments that allocate by size (``bytearray(2**32)``, an array shape or
+    dtype larger than :data:`MAX_METADATA_BYTES`) or build objects (numpy object dtypes). ``BUILD`` is allowed
+    only on arrays and dtypes, with a state vetted first; ``NEWOBJ`` and persistent ids are refused. The
+    pure-Python unpickler is used because the C one sizes its memo by the largest index a pickle names (9 bytes
+    can make it allocate gigabytes) and allocates a ``BYTEARRAY8`` by its declared length before reading it.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)
 
     def __init__(self, data: bytes, source: str) -> None:
         super().__init__(io.BytesIO(data))
         self.source = source
+        self._allocated = 0  # bytes of arrays allocated from shapes (pickled arrays have shape (0,): none)
+        self._tuple_depths: dict[int, tuple[tuple, int]] = {}  # id -> (the tuple, kept alive; its nesting)
+        self._unbuilt_dtypes: dict[int, np.dtype] = {}  # dtypes made but neither given their state nor used yet
+        self._ndarray_mark = self._ndarray  # what numpy.ndarray resolves to: only _reconstruct's first argument
+        self._globals: dict[tuple[str, str], Any] = {("numpy", "ndarray"): self._ndarray_mark}
+        self._globals[("numpy", "dtype")] = self._dtype
+        for package in _NUMPY_MODULES:
+            self._globals[(f"{package}.multiarray", "_reconstruct")] = self._reconstruct
+            self._globals[(f"{package}.multiarray", "scalar")] = self._scalar
+            self._globals[(f"{package}.numeric", "_frombuffer")] = self._frombuffer  # pickle protocol 5 arrays
+        for builtins_module in ("builtins", "__builtin__"):
+            self._globals[(builtins_module, "set")] = set
+            self._globals[(builtins_module, "frozenset")] = frozenset
+            self._globals[(builtins_module, "bytearray")] = self._bytearray
+
+    def refuse(self, reason: str) -> DflError:
+        return DflError(f"{self.source}: refused to load DeepFaceLab metadata: {reason}")
 
     def find_class(self, module: str, name: str) -> Any:
-        allowed = self.ALLOWED.get((module, name))
+        allowed = self._globals.get((module, name))
         if allowed is None:
-            raise DflError(
-                f"{self.source}: refused to load DeepFaceLab metadata: it references {module}.{name}, "
-                "which is not plain data"
-            )
+            raise self.refuse(f"it references {module}.{name}, which is not plain data")
         return allowed
 
     def persistent_load(self, pid: Any) -> Any:
-        raise DflError(
-            f"{self.source}: refused to load DeepFaceLab metadata: it uses a persistent id, which is not plain data"
+        raise self.refuse("it uses a persistent id, which is not plain data")
+
+    # -- the allowed globals, each refusing what is not how plain data pickles --------------------------------
+
+    def _ndarray(self, *args: Any) -> None:
+        raise self.refuse("it calls numpy.ndarray, which allocates an array by its shape instead of holding data")
+
+    def _checked_dtype(self, value: Any) -> np.dtype:
+        """``value`` (a dtype, or a type code) as a plain dtype, now in use: BUILD may no longer change it."""
+        if isinstance(value, np.dtype):
+            self._unbuilt_dtypes.pop(id(value), None)
+        if isinstance(value, bytes):  # _reconstruct's type code, b"b"
+            value = value.decode("ascii", "replace")
+        try:
+            dtype = value if isinstance(value, np.dtype) else np.dtype(value) if isinstance(value, str) else None
+        except (TypeError, ValueError):
+            dtype = None
+        plain = _plain_dtype(dtype)
+        if plain is None:
+            shown = value.str if isinstance(value, np.dtype) else repr(value)
+            raise self.refuse(f"it uses the numpy dtype {shown}, which is not a dtype of plain numbers")
+        return plain
+
+    def _dtype(self, spec: Any, align: Any = False, copy: Any = True) -> np.dtype:
+        if not isinstance(spec, str):
+            raise self.refuse(f"it builds a numpy dtype from a {type(spec).__name__}, which is not plain data")
+        # copy=True always: BUILD then sets the state of this new dtype, never of numpy's shared float32 and kin.
+        dtype = np.dtype(spec, align=bool(align), copy=True)
+        if _plain_dtype(dtype) is None:
+            self._checked_dtype(dtype)  # refuses it
+        self._unbuilt_dtypes[id(dtype)] = dtype
+        return dtype
+
+    def _charge(self, shape: Any, dtype: np.dtype) -> tuple[int, ...]:
+        """Count the bytes an array of ``shape`` takes against the cap; the shape as a tuple of ints."""
+        if not isinstance(shape, tuple) or not all(type(dim) is int and dim >= 0 for dim in shape):
+            raise self.refuse(f"an array shape {shape!r} is not a tuple of sizes")
+        nbytes = math.prod(shape) * dtype.itemsize
+        self._allocated += nbytes
+        if self._allocated > MAX_METADATA_BYTES:
+            raise self.refuse(
+                f"it allocates arrays of {self._allocated} bytes by their shape, more than the "
+                f"{MAX_METADATA_BYTES}-byte cap on metadata"
+            )
+        return shape
+
+    def _reconstruct(self, subtype: Any, shape: Any, typecode: Any) -> np.ndarray:
+        if subtype is not self._ndarray_mark:
+            raise self.refuse("it reconstructs an array of a type other than numpy.ndarray")
+        dtype = self._checked_dtype(typecode)
+        return multiarray._reconstruct(np.ndarray, self._charge(shape, dtype), dtype)
+
+    def _scalar(self, dtype: Any, data: Any = None) -> np.generic:
+        dtype = self._checked_dtype(dtype)
+        if not isinstance(data, bytes) or len(data) != dtype.itemsize:  # without data numpy allocates itemsize
+            raise self.refuse(f"a numpy {dtype} scalar is not {dtype.itemsize} bytes of data")
+        return multiarray.scalar(dtype, data)
+
+    def _frombuffer(self, buffer: Any, dtype: Any, shape: Any, order: Any, axis_order: Any = None) -> np.ndarray:
+        dtype = self._checked_dtype(dtype)
+        if not isinstance(buffer, bytes | bytearray | memoryview):
+            raise self.refuse(f"an array's buffer is a {type(buffer).__name__}, not bytes")
+        return numeric._frombuffer(buffer, dtype, shape, order, axis_order)
+
+    def _bytearray(self, *args: Any) -> bytearray:
+        if not args:
+            return bytearray()
+        if len(args) == 1 and isinstance(args[0], bytes | bytearray):
+            return bytearray(args[0])
+        if len(args) == 2 and isinstance(args[0], str) and args[1] in ("latin-1", "latin1"):  # pickle protocol 2
+            return bytearray(args[0], "latin-1")
+        shown = ", ".join(type(arg).__name__ if not isinstance(arg, int) else str(arg) for arg in args)
+        raise self.refuse(f"it calls bytearray({shown}), which allocates by size instead of holding data")
+
+    # -- opcodes that build or allocate, vetted before they run -------------------------------------------------
+
+    def load_build(self) -> None:
+        instance, state = self.stack[-2], self.stack[-1]
+        if type(instance) is np.ndarray:
+            self._check_array_state(state)
+        elif isinstance(instance, np.dtype):
+            if self._unbuilt_dtypes.pop(id(instance), None) is not instance:  # numpy would resize arrays using it
+                raise self.refuse("it sets the state of a numpy dtype already in use, which is not plain data")
+            self._check_dtype_state(state)
+        else:
+            raise self.refuse(f"it sets the state of a {type(instance).__name__}, which is not plain data")
+        super().load_build()
+        if isinstance(instance, np.dtype):
+            self._checked_dtype(instance)
+
+    dispatch[pickle.BUILD[0]] = load_build
+
+    def _check_array_state(self, state: Any) -> None:
+        if isinstance(state, tuple) and len(state) == 5 and state[0] == _ARRAY_STATE_VERSION:
+            state = state[1:]
+        if not isinstance(state, tuple) or len(state) != 4:
+            raise self.refuse("an array's state is not (shape, dtype, fortran order, data)")
+        shape, dtype, _, data = state
+        dtype = self._checked_dtype(dtype)
+        if not isinstance(shape, tuple) or not all(type(dim) is int and dim >= 0 for dim in shape):
+            raise self.refuse(f"an array shape {shape!r} is not a tuple of sizes")
+        if not isinstance(data, bytes) or len(data) != math.prod(shape) * dtype.itemsize:
+            raise self.refuse(f"an array's data does not hold its shape {shape} of {dtype}")
+
+    def _check_dtype_state(self, state: Any) -> None:
+        """Only the state of a plain dtype: (3, byte order, None, None, None, itemsize, alignment, flags)."""
+        plain = (
+            isinstance(state, tuple)
+            and len(state) == 8
+            and state[0] == _DTYPE_STATE_VERSION
+            and state[1] in _BYTE_ORDERS
+            and state[2:5] == (None, None, None)
+            and all(type(value) is int for value in state[5:])
+            and state[5] <= MAX_METADATA_BYTES
         )
+        if not plain:
+            raise self.refuse("a numpy dtype's state is not that of plain numbers")
+
+    def load_bytearray8(self) -> None:
+        """Read the bytes first: pickle's own BYTEARRAY8 allocates the declared length before reading it."""
+        (size,) = struct.unpack("<Q", self.read(8))
+        if size > MAX_METADATA_BYTES:
+            raise self.refuse(f"it declares a bytearray of {size} bytes, more than the whole metadata")
+        data = self.read(size)
+        if len(data) != size:
+            raise pickle.UnpicklingError("BYTEARRAY8 runs past the end of the pickle")
+        self.append(bytearray(data))
+
+    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
+
+    def load_newobj(self) -> None:
+        raise self.refuse("it creates an object from its class (NEWOBJ), which is not plain data")
+
+    dispatch[pickle.NEWOBJ[0]] = load_newobj
+    dispatch[pickle.NEWOBJ_EX[0]] = load_newobj
+
+    def _tuple_made(self) -> None:
+        """Record the nesting of the tuple just pushed; refuse one nested deeper than MAX_TUPLE_NESTING."""
+        made = self.stack[-1]
+        depth = 1
+        for item in made:
+            known = self._tuple_depths.get(id(item))
+            if known is not None and known[0] is item:
+                depth = max(depth, known[1] + 1)
+        if depth > MAX_TUPLE_NESTING:
+            raise self.refuse(f"its tuples nest more than {MAX_TUPLE_NESTING} deep, which is not plain data")
+        if made:
+            self._tuple_depths[id(made)] = (made, depth)
+
+    def load_tuple(self) -> None:
+        super().load_tuple()
+        self._tuple_made()
+
+    def load_tuple1(self) -> None:
+        super().load_tuple1()
+        self._tuple_made()
+
+    def load_tuple2(self) -> None:
+        super().load_tuple2()
+        self._tuple_made()
+
+    def load_tuple3(self) -> None:
+        super().load_tuple3()
+        self._tuple_made()
+
+    dispatch[pickle.TUPLE[0]] = load_tuple
+    dispatch[pickle.TUPLE1[0]] = load_tuple1
+    dispatch[pickle.TUPLE2[0]] = load_tuple2
+    dispatch[pickle.TUPLE3[0]] = load_tuple3
 
 
 def jpeg_segments(data: bytes, source: str) -> list[tuple[int, bytes]]:
@@ -109,6 +311,12 @@ def _read_metadata_bytes(data: bytes, source: str) -> dict | None:
     payloads = [payload for marker, payload in jpeg_segments(data, source) if marker == APP15]
     if not payloads:
         return None
+    size = sum(len(payload) for payload in payloads)
+    if size > MAX_METADATA_BYTES:
+        raise DflError(
+            f"{source}: refused to load DeepFaceLab metadata: it is {size} bytes, more than the "
+            f"{MAX_METADATA_BYTES}-byte cap (DeepFaceLab writes at most 65533); not a DeepFaceLab aligned face"
+        )
     try:
         meta = SafeUnpickler(b"".join(payloads), source).load()
     except DflError:

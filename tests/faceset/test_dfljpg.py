@@ -1,10 +1,14 @@
 """DeepFaceLab aligned JPEGs: APP15 metadata read safely, malicious pickles refused, import into a faceset."""
 
 import builtins
+import json
 import math
 import os
 import pickle
 import re
+import struct
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -13,7 +17,13 @@ import pytest
 from dfl_vfx.errors import DflError
 from dfl_vfx.face.align import transform_points
 from dfl_vfx.face.pose import estimate_pitch_yaw_roll
-from dfl_vfx.faceset.dfljpg import import_dfl_faceset, jpeg_segments, read_dfl_metadata
+from dfl_vfx.faceset.dfljpg import (
+    MAX_METADATA_BYTES,
+    MAX_TUPLE_NESTING,
+    import_dfl_faceset,
+    jpeg_segments,
+    read_dfl_metadata,
+)
 from dfl_vfx.faceset.faceset import Faceset
 
 
@@ -35,6 +45,16 @@ class _Evaluates:
 
     def __reduce__(self):
         return (builtins.eval, (self.expression,))
+
+
+class _Calls:
+    """Pickles to ``function(*args)``, and with ``state`` to a BUILD of that state on the result."""
+
+    def __init__(self, function, *args, state=None) -> None:
+        self.function, self.args, self.state = function, args, state
+
+    def __reduce__(self):
+        return (self.function, self.args) if self.state is None else (self.function, self.args, self.state)
 
 
 def _write(path, data: bytes):
@@ -135,6 +155,192 @@ def test_persistent_ids_are_refused(tmp_path, kit):
     path = _write(tmp_path / "p.jpg", kit.jpeg_with_app15(kit.astronaut_crop(32), buffer.getvalue()))
     with pytest.raises(DflError, match="refused to load DeepFaceLab metadata: it uses a persistent id"):
         read_dfl_metadata(path)
+
+
+REFUSED = "refused to load DeepFaceLab metadata"
+GIB4 = 2**32
+_reconstruct = np._core.multiarray._reconstruct
+
+
+def _payload(value) -> bytes:
+    return pickle.dumps({"face_type": "whole_face", "x": value}, protocol=3)
+
+
+# Pickles that allocate by a size argument (or build something that does) instead of holding data. Under a plain
+# unpickler each takes gigabytes from a payload of a few dozen bytes; all must be refused before they allocate.
+_SIZE_ALLOCATING = {
+    "bytearray(2**32)": (
+        _payload(_Calls(bytearray, GIB4)), r"it calls bytearray\(4294967296\), which allocates by size"),
+    "bytes(2**32)": (_payload(_Calls(bytes, GIB4)), r"it references builtins\.bytes, which is not plain data"),
+    "numpy.zeros(2**32)": (_payload(_Calls(np.zeros, GIB4)), r"it references numpy\.\S*zeros, which is not plain data"),
+    "numpy.ndarray((2**28,), 'O')": (
+        _payload(_Calls(np.ndarray, (2**28,), "O")), r"it calls numpy\.ndarray, which allocates an array by its shape"),
+    "_reconstruct(ndarray, (2**32,), 'u1')": (
+        _payload(_Calls(_reconstruct, np.ndarray, (GIB4,), b"u1")),
+        rf"it allocates arrays of 4294967296 bytes by their shape, more than the {MAX_METADATA_BYTES}-byte cap"),
+    "many small _reconstruct": (
+        _payload([_Calls(_reconstruct, np.ndarray, (2**16,), b"u1") for _ in range(17)]),
+        rf"it allocates arrays of {17 * 2**16} bytes by their shape"),
+    "scalar(dtype('V2**30'))": (
+        _payload(_Calls(np._core.multiarray.scalar, np.dtype(f"V{2**30}"))),
+        r"it uses the numpy dtype \|V1073741824, which is not"),
+    "BYTEARRAY8 of 2**32": (
+        b"\x80\x05\x96" + struct.pack("<Q", GIB4) + b".", r"it declares a bytearray of 4294967296 bytes"),
+    "NEWOBJ numpy.ndarray": (b"\x80\x02cnumpy\nndarray\nJ\x00\x00\x00\x10\x85X\x01\x00\x00\x00O\x86\x81.",
+                             r"it creates an object from its class \(NEWOBJ\)"),
+}
+
+
+# An object array's state: numpy sizes the array by the shape (1 GiB here), not by the list, and then segfaults.
+_OBJECT_ARRAY_BUILD = _payload(
+    _Calls(_reconstruct, np.ndarray, (0,), b"b", state=(1, (2**27,), np.dtype("O"), False, [])))
+
+
+@pytest.mark.parametrize("case", _SIZE_ALLOCATING)
+def test_size_allocating_payloads_are_refused_naming_the_file(tmp_path, kit, case):
+    payload, reason = _SIZE_ALLOCATING[case]
+    assert len(payload) < 2048  # a tiny file
+    path = _write(tmp_path / "crafted_0.jpg", kit.jpeg_with_app15(kit.astronaut_crop(32), payload))
+    with pytest.raises(DflError, match=rf"^{re.escape(str(path))}: {REFUSED}: {reason}") as err:
+        read_dfl_metadata(path)
+    assert "\n" not in str(err.value)
+
+
+_MEASURE_RSS = """
+import json, resource, sys
+from dfl_vfx.errors import DflError
+from dfl_vfx.faceset.dfljpg import read_dfl_metadata
+
+def peak_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+results = {}
+for path in sys.argv[1:]:
+    before = peak_mb()
+    try:
+        outcome = repr(read_dfl_metadata(path))
+    except DflError as exc:
+        outcome = str(exc)
+    results[path] = [outcome, peak_mb() - before]
+print(json.dumps(results))
+"""
+
+
+def _read_in_fresh_process(paths: list[str]) -> dict[str, list]:
+    """read_dfl_metadata on each path in a fresh process (a crash there fails one test, not the run): its result
+    or one-line error, and how much the peak RSS grew (MB)."""
+    run = subprocess.run([sys.executable, "-c", _MEASURE_RSS, *paths], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return json.loads(run.stdout)
+
+
+def test_crafted_payloads_take_no_memory(tmp_path, kit):
+    """The tester's 2 KB JPEG holding bytearray(2**32) peaked at 4.6 GB; a 9-byte pickle naming memo index 2**31
+    made the C unpickler allocate 32 GB. Peak RSS of a fresh process reading them must stay small."""
+    payloads = {
+        "bytearray.jpg": _payload(_Calls(bytearray, GIB4)),
+        "memo_index.jpg": b"\x80\x03}r\xff\xff\xff\x7f.",  # LONG_BINPUT 2**31 - 1: {} stored at that memo index
+        "bytearray8.jpg": _SIZE_ALLOCATING["BYTEARRAY8 of 2**32"][0],
+        "object_build.jpg": _OBJECT_ARRAY_BUILD,
+    }
+    paths = [str(_write(tmp_path / name, kit.jpeg_with_app15(kit.astronaut_crop(32), data)))
+             for name, data in payloads.items()]
+    results = _read_in_fresh_process(paths)
+    for path in paths:
+        outcome, growth_mb = results[path]
+        if path.endswith("memo_index.jpg"):
+            assert outcome == "{}"  # harmless data, loaded
+        else:
+            assert outcome.startswith(f"{path}: {REFUSED}: ")
+            if path.endswith("object_build.jpg"):
+                assert outcome.endswith("it uses the numpy dtype |O, which is not a dtype of plain numbers")
+        assert growth_mb < 64, (path, outcome, growth_mb)
+
+
+def _jpeg_with_segments(kit, payload: bytes) -> bytes:
+    """A JPEG whose APP15 metadata is split over as many segments as it takes (each holds at most 65533 bytes)."""
+    jpeg = kit.jpeg_with_app15(kit.astronaut_crop(32), None)
+    segments = b"".join(
+        b"\xff\xef" + struct.pack(">H", len(chunk) + 2) + chunk
+        for chunk in (payload[i : i + 65533] for i in range(0, len(payload), 65533))
+    )
+    return jpeg[:2] + segments + jpeg[2:]
+
+
+def test_oversize_metadata_is_refused_by_its_size(tmp_path, kit):
+    payload = pickle.dumps({"face_type": "whole_face", "pad": b"x" * MAX_METADATA_BYTES}, protocol=3)
+    path = _write(tmp_path / "big_0.jpg", _jpeg_with_segments(kit, payload))
+    with pytest.raises(DflError, match=rf"^{re.escape(str(path))}: {REFUSED}: it is {len(payload)} bytes, more than "
+                                       rf"the {MAX_METADATA_BYTES}-byte cap \(DeepFaceLab writes at most 65533\)"):
+        read_dfl_metadata(path)
+    # under the cap, metadata split over segments still loads
+    payload = pickle.dumps({"face_type": "whole_face", "pad": b"x" * 200_000}, protocol=3)
+    back = read_dfl_metadata(_write(tmp_path / "split_0.jpg", _jpeg_with_segments(kit, payload)))
+    assert back["pad"] == b"x" * 200_000
+
+
+def test_deeply_nested_tuples_are_refused(tmp_path, kit):
+    """Hashing a tuple nested 500,000 deep (here a dict key) overflows the C stack: refused as it is built."""
+    deep = str(_write(tmp_path / "deep_0.jpg", _jpeg_with_segments(kit, b"\x80\x04}N" + b"\x85" * 500_000 + b"Ns.")))
+    shallow = str(_write(tmp_path / "ok_0.jpg", _jpeg_with_segments(kit, b"\x80\x04}N" + b"\x85" * 20 + b"Ns.")))
+    results = _read_in_fresh_process([deep, shallow])
+    nested = f"its tuples nest more than {MAX_TUPLE_NESTING} deep, which is not plain data"
+    assert results[deep][0] == f"{deep}: {REFUSED}: {nested}"
+    assert results[shallow][0] == "{" + "(" * 20 + "None," + ")," * 19 + "): None}"
+
+
+def test_dtype_states_other_than_plain_numbers_are_refused(tmp_path, kit):
+    """A dtype's BUILD can give it fields at any offset; numpy then reads outside the array (a segfault)."""
+    dtype = _Calls(np.dtype, "V8", False, True, state=(3, "|", None, ("a",), {"a": (np.dtype("<f8"), 2**26)}, 8, 1, 16))
+    payload = _payload(_Calls(_reconstruct, np.ndarray, (0,), b"b", state=(1, (1,), dtype, False, b"\0" * 8)))
+    path = _write(tmp_path / "fields_0.jpg", kit.jpeg_with_app15(kit.astronaut_crop(32), payload))
+    with pytest.raises(DflError, match=rf"{REFUSED}: a numpy dtype's state is not that of plain numbers"):
+        read_dfl_metadata(path)
+
+
+def test_a_dtype_in_use_cannot_be_given_a_new_state(tmp_path, kit):
+    """A second BUILD of a dtype an array already holds would make the array's items 1 MiB wide (reads past it)."""
+    plain_state = b"(K\x03X\x01\x00\x00\x00|NNNK\x01K\x01K\x00tb"
+    payload = (
+        b"\x80\x03cnumpy\ndtype\nX\x02\x00\x00\x00V1\x89\x88\x87Rq\x00" + plain_state + b"0"  # memo 0: dtype V1
+        b"cnumpy._core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85C\x01b\x87R"
+        b"(K\x01K\x01\x85h\x00\x89C\x01xtbq\x010"  # memo 1: a one-byte array of that dtype
+        b"h\x00(K\x03X\x01\x00\x00\x00|NNNJ\x00\x00\x10\x00K\x01K\x00tb0"  # the dtype made 1 MiB wide
+        b"}X\x01\x00\x00\x00ah\x01s."
+    )
+    path = _write(tmp_path / "rebuilt_0.jpg", kit.jpeg_with_app15(kit.astronaut_crop(32), payload))
+    with pytest.raises(DflError, match=rf"{REFUSED}: it sets the state of a numpy dtype already in use"):
+        read_dfl_metadata(path)
+    without_rebuild = payload.replace(b"h\x00(K\x03X\x01\x00\x00\x00|NNNJ\x00\x00\x10\x00K\x01K\x00tb0", b"")
+    assert len(without_rebuild) < len(payload)
+    path = _write(tmp_path / "ok_0.jpg", kit.jpeg_with_app15(kit.astronaut_crop(32), without_rebuild))
+    back = read_dfl_metadata(path)
+    assert back["a"].dtype == np.dtype("V1") and back["a"].tobytes() == b"x"
+
+
+def test_plain_dfl_values_of_every_kind_still_load(tmp_path, kit):
+    """What DeepFaceLab writes: arrays of its dtypes (an XSeg mask as uint8 PNG bytes), numpy scalars, bytes,
+    tuples, sets and bytearrays, under pickle protocols 3 to 5."""
+    meta = {
+        "face_type": "whole_face", "xseg_mask": np.frombuffer(b"\x89PNG" + bytes(100), np.uint8),
+        "source_rect": (np.int64(3), np.int32(4), np.float32(5.5), 6), "flags": np.array([True, False]),
+        "half": np.ones((2, 2), np.float16), "big_endian": np.arange(3, dtype=">i4"), "raw": b"\x00\xff",
+        "buffer": bytearray(b"ab"), "ids": frozenset({(1, 2)}), "fortran": np.asfortranarray(np.eye(3)),
+    }
+    for protocol in (3, 4, 5):
+        path = _write(tmp_path / f"p{protocol}.jpg", kit.jpeg_with_app15(kit.astronaut_crop(32),
+                                                                          pickle.dumps(meta, protocol=protocol)))
+        back = read_dfl_metadata(path)
+        assert back.keys() == meta.keys()
+        for key, value in meta.items():
+            if isinstance(value, np.ndarray):
+                # protocols 3 and 4 load a big-endian array in native order, protocol 5 as it was
+                assert back[key].dtype in (value.dtype, value.dtype.newbyteorder("="))
+                assert back[key].flags.f_contiguous == value.flags.f_contiguous
+                np.testing.assert_array_equal(back[key], value)
+            else:
+                assert back[key] == value and type(back[key]) is type(value)
+        assert [type(v) for v in back["source_rect"]] == [np.int64, np.int32, np.float32, int]
 
 
 def test_import_dfl_faceset(tmp_path, kit, real_faces):
