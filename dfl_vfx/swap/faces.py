@@ -1,17 +1,29 @@
-"""Where the faces to swap come from: a destination faceset's smoothed tracks, or detection on the fly."""
+"""Where the faces to swap come from: a destination faceset's smoothed tracks, or detection on the fly.
+
+Detection on the fly runs in the frame threads of `dfl-vfx swap` and the connection threads of `dfl-vfx serve`.
+dlib's detector keeps per-call scratch state inside the object, and the dlib backend holds one detector per
+process, so two threads detecting at once got each other's faces (or crashed in native code). A
+:class:`FaceFinder` therefore lets one thread at a time through detection and landmarking, process-wide, with
+whatever backend it holds; reading, inference, merging and writing of other frames still overlap it.
+"""
 
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from dfl_vfx.errors import DflError
-from dfl_vfx.extract.pipeline import ALIGNMENTS_FILE, find_plate_faces
+from dfl_vfx.extract.pipeline import ALIGNMENTS_FILE, ExtractOptions, find_plate_faces
 from dfl_vfx.face.detect import create_backend
 from dfl_vfx.faceset import Faceset
 from dfl_vfx.merge.merger import FacePlan
+
+# One lock for every finder in the process: the dlib backend's native objects are process-wide singletons.
+DETECTION_LOCK = threading.Lock()
 
 
 def _centroid(landmarks: object) -> np.ndarray:
@@ -62,16 +74,22 @@ def check_faceset_matches(faceset_dir: str | Path, resolution: int, face_type: s
 
 
 class FaceFinder:
-    """Detection while swapping (no temporal smoothing: extract a faceset with --smooth for that)."""
+    """Detection while swapping (no temporal smoothing: extract a faceset with --smooth for that); thread-safe.
 
-    def __init__(self, detector: str = "dlib", detect_size: int = 640, min_face: int = 40) -> None:
+    ``detect_size`` and ``min_face`` default to `dfl-vfx extract`'s, so swap finds the faces extract would.
+    """
+
+    def __init__(self, detector: str = "dlib", detect_size: int | None = None, min_face: int | None = None) -> None:
+        defaults = ExtractOptions()
         self.backend = create_backend(detector)
-        self.detect_size = detect_size
-        self.min_face = min_face
+        self.detect_size = defaults.detect_size if detect_size is None else detect_size
+        self.min_face = defaults.min_face if min_face is None else min_face
 
-    def plans(self, rgb: np.ndarray, origin: tuple[int, int], to_display) -> list[FacePlan]:
+    def plans(self, rgb: np.ndarray, origin: tuple[int, int],
+              to_display: Callable[[np.ndarray], np.ndarray]) -> list[FacePlan]:
         """Faces of a frame's RGB (any float dtype, NaN allowed) as plans in absolute plate pixels."""
         finite = np.nan_to_num(np.asarray(rgb[..., :3], np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-        faces = find_plate_faces(finite, to_display, self.backend, self.detect_size, self.min_face)
+        with DETECTION_LOCK:
+            faces = find_plate_faces(finite, to_display, self.backend, self.detect_size, self.min_face)
         faces.sort(key=lambda face: face.rect[0])
         return [FacePlan(face.landmarks + np.array(origin, np.float64), i, i) for i, face in enumerate(faces)]
