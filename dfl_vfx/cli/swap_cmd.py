@@ -1,4 +1,4 @@
-"""`dfl-vfx swap PLATE --model MODEL --out OUT`: render swapped EXR frames (RGBA + mask/face/raw layers)."""
+"""`dfl-vfx swap PLATE --model MODEL --out OUT`: render swapped frames (EXR: RGBA + mask/face/raw layers)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,10 @@ output: one EXR per frame, named like the plate, keeping its data/display window
   raw.RGBA     the network output warped to the plate, no matte   (--layers raw)
 Pixels outside the matte are bit-identical to the plate. The header holds each face's landmarks and matrix
 (dfl_vfx:faces) and the settings (dfl_vfx:swap). Reruns skip frames already written with the same settings.
+A PNG or TIFF plate gives frames of its own format, which hold R,G,B,A only: pass --layers rgba.
+
+summary: OUT/swap_summary.json, or OUT/swap_summary.1001-1050.json for a --frames chunk (chunks sharing a folder
+keep their own), rewritten as frames finish; "status" says running, interrupted or complete.
 
 mask modes: full, hull, learned-prd, learned-dst, combined with * and + (DeepFaceLab's 0..5 also accepted).
 erode/blur use DeepFaceLab's units (pixels of the face at 4x the model resolution), so they look the same at

@@ -8,6 +8,7 @@ passes through. The output gains the layers of ``docs/dev/swap-output.md``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import OpenImageIO as oiio
 
 import dfl_vfx
 from dfl_vfx.color.ocio import SRGB_SPACE, WORKING_SPACE, WorkingSpace, load_config, plate_colorspace
@@ -84,15 +86,50 @@ class FrameResult:
     times: StageTimes
 
 
-def _channel_indices(channels: list[str]) -> tuple[list[int], int | None]:
-    names = {c: i for i, c in enumerate(channels)}
+def plate_channel_indices(image: Image) -> tuple[list[int], int | None]:
+    """Indices of a plate's R, G, B channels and of its A (None without one); a one-line DflError naming the
+    file when it has no colour channels."""
+    names = {c: i for i, c in enumerate(image.channels)}
+    where = f"{image.path}: " if image.path else ""
     if all(c in names for c in "RGB"):
         rgb = [names["R"], names["G"], names["B"]]
     elif "Y" in names:
-        raise DflError("luminance-only (Y) plates cannot be swapped; convert the plate to RGB first")
+        raise DflError(f"{where}luminance-only (Y) plates cannot be swapped; convert the plate to RGB first")
     else:
-        raise DflError(f"the plate has no R, G, B channels (has {', '.join(channels)}); give a colour plate")
+        raise DflError(f"{where}the plate has no R, G, B channels (has {', '.join(image.channels)}); "
+                       "give a colour plate")
     return rgb, names.get("A")
+
+
+def check_output_format(pattern: str | Path, layers: tuple[str, ...] | list[str], layers_option: str = "--layers",
+                        output: str = "the output frames (named like the plate)",
+                        remedy: str = "give an EXR plate (e.g. convert it with oiiotool) or pass --layers rgba",
+                        ) -> None:
+    """Refuse, before any work, an output file format that cannot hold what the swap writes.
+
+    The layers beyond ``rgba`` are named channels (``mask.A``, ``face.R`` ...) that only EXR keeps; every frame
+    gains an alpha, so the format must store one. ``--layers rgba`` works for any format with alpha (PNG, TIFF).
+    ``layers_option``, ``output`` and ``remedy`` word the one-line error for the caller (CLI or serve).
+    """
+    suffix = Path(pattern).suffix.lower()
+    kind = suffix.lstrip(".").upper() or "extension-less"
+    extra = [layer for layer in layers if layer != "rgba"]
+    if extra and suffix != ".exr":
+        raise DflError(f"{layers_option} {','.join(layers)}: {output} are {kind}, which cannot hold the "
+                       f"{', '.join(extra)} layer(s) (only EXR keeps named layers); {remedy}")
+    writer = oiio.ImageOutput.create(f"probe{suffix}") if suffix else None
+    if writer is None or not writer.supports("alpha"):
+        raise DflError(f"{pattern}: {kind} files cannot hold the alpha channel every swapped frame carries; give an "
+                       "EXR (or PNG/TIFF) plate")
+
+
+def _runtime_is_reentrant(runtime: SwapRuntime) -> bool:
+    """Whether frame threads may call the runtime at once: ONNX Runtime sessions are documented thread-safe and
+    a torch module in inference mode keeps no state, but a TensorRT execution context and a captured CUDA graph
+    (its static input buffer) serve one call at a time."""
+    if runtime.backend_name == "tensorrt":
+        return False
+    return not getattr(runtime, "cuda_graphs", False)
 
 
 class SwapEngine:
@@ -123,6 +160,9 @@ class SwapEngine:
         self.merge_backend = self._merge_backend(settings.merge_backend, self.runtime.device)
         self._mergers: dict[str, FaceMerger] = {}
         self._lock = threading.Lock()
+        # frames in flight share the runtime: serialise the calls of a runtime that cannot serve two at once
+        self._infer_lock: threading.Lock | contextlib.nullcontext = (
+            contextlib.nullcontext() if _runtime_is_reentrant(self.runtime) else threading.Lock())
         self.settings_hash = settings.merge.digest(info.sha256, sorted(settings.layers), self.face_type.cli_name,
                                                    self.model_space, settings.colorspace)
 
@@ -165,7 +205,7 @@ class SwapEngine:
         """Swap the planned faces of ``image`` (its pixels are modified in place and reused by the result)."""
         times = StageTimes()
         start = time.perf_counter()
-        rgb_idx, alpha_idx = _channel_indices(image.channels)
+        rgb_idx, alpha_idx = plate_channel_indices(image)
         pixels, channels, formats = image.pixels, list(image.channels), list(image.channel_formats)
         rgb_format = formats[rgb_idx[0]]
         had_alpha = alpha_idx is not None
@@ -201,11 +241,14 @@ class SwapEngine:
             if on_device:
                 import torch
 
-                rgb, mask_src, mask_dst = self.runtime.predict_torch(
-                    torch.stack([p.model_input.permute(2, 0, 1) for p in prepared]))
+                batch = torch.stack([p.model_input.permute(2, 0, 1) for p in prepared])
+                with self._infer_lock:
+                    rgb, mask_src, mask_dst = self.runtime.predict_torch(batch)
                 outputs = [(rgb[i].permute(1, 2, 0), mask_src[i, 0], mask_dst[i, 0]) for i in range(len(prepared))]
             else:
-                prediction = self.runtime.predict(np.stack([p.model_input for p in prepared]))
+                batch = np.stack([p.model_input for p in prepared])
+                with self._infer_lock:
+                    prediction = self.runtime.predict(batch)
                 outputs = [(prediction.rgb[i], prediction.mask_src[i], prediction.mask_dst[i])
                            for i in range(len(prepared))]
             times.infer = time.perf_counter() - t

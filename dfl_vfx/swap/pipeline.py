@@ -4,6 +4,11 @@ Each frame is one task (read -> crop -> infer -> merge -> write) on a thread poo
 ONNX Runtime, torch and the native merge release the GIL, so the stages of neighbouring frames overlap and the slowest
 stage sets the pace. Outputs are written to a temporary name and renamed. A rerun skips frames whose output exists
 and was made with the same settings (``settings_hash`` in the header); an interrupted run leaves only whole files.
+
+The summary is rewritten (atomically) after every finished frame with ``status`` running, then complete or
+interrupted, so even a native crash leaves the frames done so far. A whole-sequence run writes
+``OUT/swap_summary.json``; a ``--frames`` chunk writes ``OUT/swap_summary.<frames>.json`` (e.g.
+``swap_summary.1001-1050.json``), so farm chunks sharing a folder do not overwrite each other's.
 """
 
 from __future__ import annotations
@@ -12,37 +17,61 @@ import dataclasses
 import json
 import logging
 import os
-import sys
+import socket
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
+import fileseq
 
-from dfl_vfx.errors import DflError, ImageReadError
-from dfl_vfx.io.atomic import write_text_atomic
+from dfl_vfx.errors import DflError
+from dfl_vfx.io.atomic import remove_stale_temps, write_text_atomic
 from dfl_vfx.io.image import read_header, read_image, write_image
+from dfl_vfx.io.outputs import check_output_dir
 from dfl_vfx.io.sequence import FrameSequence, open_sequence, output_sequence
 from dfl_vfx.merge.merger import FacePlan
-from dfl_vfx.swap.engine import StageTimes, SwapEngine, SwapSettings, output_settings_hash
+from dfl_vfx.progress import progress_bar
+from dfl_vfx.swap.engine import (
+    StageTimes,
+    SwapEngine,
+    SwapSettings,
+    check_output_format,
+    output_settings_hash,
+    plate_channel_indices,
+)
 from dfl_vfx.swap.faces import FaceFinder, check_faceset_matches, faceset_plans
 
 log = logging.getLogger(__name__)
 
-SUMMARY_FILE = "swap_summary.json"
+SUMMARY_FILE = "swap_summary.json"  # a whole-sequence run; a --frames chunk: swap_summary.<frames>.json
+RUNNING, INTERRUPTED, COMPLETE = "running", "interrupted", "complete"
+
+
+def frame_range(frames: list[int]) -> str:
+    """fileseq's compact form of frame numbers: ``1001-1050``, ``1001-1099x2``, ``1001,1005,1010-1020``."""
+    return str(fileseq.FrameSet(sorted(set(frames))).frange)
+
+
+def summary_name(chunk: str | None) -> str:
+    """``swap_summary.json`` for the whole sequence, ``swap_summary.1001-1050.json`` for a ``--frames`` chunk."""
+    return SUMMARY_FILE if chunk is None else f"swap_summary.{chunk}.json"
 
 
 @dataclass
 class SwapSummary:
-    """What a swap run did; printed and saved as ``OUT/swap_summary.json``."""
+    """What a swap run did; printed and saved as ``OUT/swap_summary[.<frames>].json`` while the run goes."""
 
     plate: str
     out: str
     model: str
     backend: str = ""
     device: str = ""
+    status: str = RUNNING  # running (or the process died), interrupted (stopped or an error), complete
+    chunk: str | None = None  # the --frames chunk, None for the whole sequence
+    frames_total: int = 0
+    error: str = ""  # what stopped an interrupted run, when it was not a signal
     done: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)  # already written with the same settings
     no_face: list[int] = field(default_factory=list)
@@ -65,12 +94,18 @@ class SwapSummary:
                    "wall_s": round(self.wall_s, 4), "fps": round(self.fps, 4)}
         return json.dumps({
             "format": "dfl_vfx.swap_summary",
+            "status": self.status,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "error": self.error or None,
             "plate": self.plate,
             "out": self.out,
+            "chunk": self.chunk,
             "model": self.model,
             "backend": self.backend,
             "device": self.device,
-            "frames": {"done": self.done, "skipped": self.skipped, "no_face": self.no_face,
+            "frames": {"total": self.frames_total, "done": sorted(self.done), "skipped": self.skipped,
+                       "no_face": sorted(self.no_face),
                        "failed": {str(k): v for k, v in sorted(self.failed.items())}},
             "faces": self.faces,
             "timing": timing,
@@ -93,6 +128,9 @@ class SwapSummary:
             out.append(f"  no face (plate passed through): {_ranges(self.no_face)}")
         for frame, reason in sorted(self.failed.items()):
             out.append(f"  failed frame {frame}: {reason}")
+        if self.status == INTERRUPTED:
+            left = self.frames_total - len(self.done) - len(self.skipped) - len(self.failed)
+            out.append(f"  interrupted with {left} frame(s) left" + (f": {self.error}" if self.error else ""))
         return out
 
 
@@ -139,8 +177,9 @@ class ShotSwapper:
         plans = job.plans
         if plans is None:
             assert self.finder is not None
+            rgb_idx, _ = plate_channel_indices(image)  # a plate without colour fails this frame in one line
             merger = self.engine.merger_for(self.engine.plate_space(image))
-            rgb = image.pixels[..., [image.channels.index(c) for c in "RGB"]]
+            rgb = image.pixels[..., rgb_idx]
             plans = self.finder.plans(rgb, (image.data_window.x, image.data_window.y), merger.space.display_uint8)
         result = self.engine.swap_image(image, plans, job.frame)
         result.times.read = read_s
@@ -154,7 +193,7 @@ class ShotSwapper:
 def _record(summary: SwapSummary, frame: int, future: Future) -> None:
     try:
         _, faces, times = future.result()
-    except (DflError, ImageReadError) as exc:
+    except DflError as exc:  # ImageReadError included
         summary.failed[frame] = str(exc)
     else:
         summary.done.append(frame)
@@ -167,20 +206,27 @@ def _record(summary: SwapSummary, frame: int, future: Future) -> None:
 def swap_shot(plate: str, out: str, settings: SwapSettings, frames: str | None = None,
               faceset: str | None = None, jobs: int = 2, overwrite: bool = False, compression: str | None = None,
               progress: bool | None = None, detector: str = "dlib") -> SwapSummary:
-    """Swap every frame of ``plate`` (a sequence spec, optionally limited to ``frames``) into ``out``."""
+    """Swap every frame of ``plate`` (a sequence spec, optionally limited to ``frames``) into ``out``.
+
+    Everything the user can get wrong (output folder, output format for the layers, the model, the faceset) is
+    checked before the first frame; the summary is then kept up to date in ``out`` as frames finish.
+    """
     start = time.perf_counter()
     if jobs < 1:
         raise DflError(f"--jobs {jobs} must be 1 or more")
+    out_dir = check_output_dir(out, "--out")
     sequence: FrameSequence = open_sequence(plate, frames)
-    out_dir = Path(out)
     target = output_sequence(str(out_dir) + os.sep, sequence)
     if Path(target.pattern).resolve() == Path(sequence.pattern).resolve():
         raise DflError(f"--out {out} would overwrite the plate; choose another folder")
+    check_output_format(target.pattern, settings.layers)
     if settings.threads == 0:  # frames in flight share the cores: each inference / merge call gets its part
         settings = dataclasses.replace(settings, threads=max(1, (os.cpu_count() or 1) // jobs))
     engine = SwapEngine(settings)
     summary = SwapSummary(plate=sequence.pattern, out=target.pattern, model=engine.model_name,
                           backend=engine.runtime.backend_name, device=engine.runtime.device,
+                          chunk=None if frames is None else frame_range(sequence.frames),
+                          frames_total=len(sequence.frames),
                           settings=settings.merge.to_dict() | {"layers": list(settings.layers)})
     finder = None
     if faceset:
@@ -189,6 +235,8 @@ def swap_shot(plate: str, out: str, settings: SwapSettings, frames: str | None =
     else:
         finder = FaceFinder(detector)
         plans = {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out_dir)  # what a killed run (kill -9, a native crash) left; live writers' temps stay
     missing = set(sequence.missing())
     todo: list[_Job] = []
     for f in sequence.frames:
@@ -200,13 +248,18 @@ def swap_shot(plate: str, out: str, settings: SwapSettings, frames: str | None =
             continue
         todo.append(_Job(f, sequence.path(f), target.path(f), plans.get(f) if faceset else None))
     swapper = ShotSwapper(engine, compression, finder)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    disable = None if progress is None else not progress
-    bar = tqdm(total=len(todo), desc="swap", unit="frame", disable=disable if disable is not None else
-               not sys.stderr.isatty())
-    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="swap")
+    summary_path = out_dir / summary_name(summary.chunk)
     loop_start = time.perf_counter()
     summary.setup_s = loop_start - start
+
+    def save() -> None:
+        summary.wall_s = time.perf_counter() - start
+        summary.frames_s = time.perf_counter() - loop_start
+        write_text_atomic(summary_path, summary.to_json())
+
+    save()
+    bar = progress_bar(total=len(todo), desc="swap", unit="frame", enabled=progress)
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="swap")
     pending: dict[Future, int] = {}
     queue = deque(todo)
     try:
@@ -218,15 +271,20 @@ def swap_shot(plate: str, out: str, settings: SwapSettings, frames: str | None =
             for future in finished:
                 _record(summary, pending.pop(future), future)
                 bar.update(1)
+            save()  # after every finished frame: a crash in native code still leaves the summary so far
+        summary.status = COMPLETE
+    except BaseException as exc:
+        summary.status = INTERRUPTED
+        if not isinstance(exc, KeyboardInterrupt):
+            summary.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        raise
     finally:  # interrupted too: frames already being written finish (atomically) and are counted
         pool.shutdown(wait=True, cancel_futures=True)
         for future, frame in pending.items():
-            if not future.cancelled() and isinstance(future.exception(), (type(None), DflError, ImageReadError)):
+            if not future.cancelled() and isinstance(future.exception(), (type(None), DflError)):
                 _record(summary, frame, future)
         bar.close()
         summary.done.sort()
         summary.no_face.sort()
-        summary.wall_s = time.perf_counter() - start
-        summary.frames_s = time.perf_counter() - loop_start
-        write_text_atomic(out_dir / SUMMARY_FILE, summary.to_json())
+        save()
     return summary

@@ -31,7 +31,7 @@ from dfl_vfx.errors import DflError
 from dfl_vfx.io.image import read_image, write_image
 from dfl_vfx.io.sequence import open_sequence
 from dfl_vfx.merge.merger import DEFAULT_LAYERS, MergeSettings
-from dfl_vfx.swap.engine import SwapEngine, SwapSettings
+from dfl_vfx.swap.engine import SwapEngine, SwapSettings, check_output_format, plate_channel_indices
 from dfl_vfx.swap.faces import FaceFinder, faceset_plans
 
 LOCALHOST = "127.0.0.1"
@@ -39,15 +39,26 @@ _MERGE_FIELDS = {f.name for f in dataclasses.fields(MergeSettings)}
 
 
 class SwapService:
-    """Request handling with loaded runtimes and engines cached across requests (thread-safe)."""
+    """Request handling with loaded runtimes and engines cached across requests (thread-safe).
+
+    Each TCP connection runs on its own thread. Engines, runtimes and the :class:`FaceFinder` are shared: engine
+    calls are thread-safe, and the finder lets one thread at a time into the (non thread-safe) dlib detector.
+    """
 
     def __init__(self, cache_dir: str | Path | None = None) -> None:
         self.cache_dir = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "dfl_vfx_serve"
         self._runtimes: dict[tuple, Any] = {}
         self._engines: dict[str, SwapEngine] = {}
-        self._finder: FaceFinder | None = None
+        self._face_finder: FaceFinder | None = None
         self._lock = threading.Lock()
         self.running = True
+
+    def _finder(self) -> FaceFinder:
+        """The face finder, made on first use (thread-safe: see :mod:`dfl_vfx.swap.faces`)."""
+        with self._lock:
+            if self._face_finder is None:
+                self._face_finder = FaceFinder()
+            return self._face_finder
 
     # -- requests -----------------------------------------------------------------------------------------------
 
@@ -61,6 +72,8 @@ class SwapService:
             request_id = request.get("id")
             method = request.get("method")
             params = request.get("params") or {}
+            if not isinstance(params, dict):
+                raise DflError("params must be a JSON object, e.g. {\"plate\": ..., \"frame\": 1001}")
             handler = {"ping": self.ping, "load": self.load, "swap": self.swap, "models": self.models,
                        "shutdown": self.shutdown}.get(str(method))
             if handler is None:
@@ -72,6 +85,9 @@ class SwapService:
             return {"id": request_id, "ok": False, "error": str(exc)}
         except (TypeError, ValueError, KeyError) as exc:
             return {"id": request_id, "ok": False, "error": f"bad request: {exc}"}
+        except OSError as exc:  # e.g. an out path in a folder that cannot be written
+            where = f"{exc.filename}: " if exc.filename else ""
+            return {"id": request_id, "ok": False, "error": f"{where}{exc.strerror or exc}"}
 
     def ping(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"version": dfl_vfx.__version__, "models": len(self._runtimes)}
@@ -94,22 +110,28 @@ class SwapService:
         start = time.perf_counter()
         if "plate" not in params or "frame" not in params:
             raise DflError("swap needs params plate and frame")
-        frame = int(params["frame"])
+        try:
+            frame = int(params["frame"])
+        except (TypeError, ValueError):
+            raise DflError(f"params.frame {params['frame']!r} is not a frame number") from None
         sequence = open_sequence(str(params["plate"]), str(frame))
         source = sequence.path(frame)
         if not source.is_file():
             raise DflError(f"frame {frame}: {source} does not exist")
-        engine = self._engine(params)
         out = Path(params.get("out") or self.cache_dir / source.name)
+        if out.is_dir():
+            raise DflError(f"params.out {out} is a folder; give the path of the frame to write")
+        engine = self._engine(params)
+        check_output_format(out, engine.settings.layers, "params.layers", f"params.out frames like {out.name}",
+                            'give an .exr out or "layers": ["rgba"]')
         image = read_image(source, pixel_type="native")
         if params.get("faceset"):
             plans = faceset_plans(params["faceset"], [frame]).get(frame, [])
         else:
-            with self._lock:
-                self._finder = self._finder or FaceFinder()
+            rgb_idx, _ = plate_channel_indices(image)
             merger = engine.merger_for(engine.plate_space(image))
-            rgb = image.pixels[..., [image.channels.index(c) for c in "RGB"]]
-            plans = self._finder.plans(rgb, (image.data_window.x, image.data_window.y), merger.space.display_uint8)
+            plans = self._finder().plans(image.pixels[..., rgb_idx], (image.data_window.x, image.data_window.y),
+                                         merger.space.display_uint8)
         result = engine.swap_image(image, plans, frame)
         out.parent.mkdir(parents=True, exist_ok=True)
         write_image(out, result.image, params.get("compression"))

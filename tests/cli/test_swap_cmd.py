@@ -5,7 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from dfl_vfx.cli.main import main
+from dfl_vfx.io.image import Image, write_image
 
 
 def test_swap_help_teaches_layers_and_masks(capsys) -> None:
@@ -26,7 +29,7 @@ def test_swap_a_frame_range(small_shot, facesets, swap_model, tmp_path: Path, ca
     assert code == 0
     printed = capsys.readouterr().out
     assert "swapped 2 frame(s), 2 face(s)" in printed
-    summary = json.loads((out / "swap_summary.json").read_text())
+    summary = json.loads((out / "swap_summary.1005-1006.json").read_text())
     assert summary["settings"]["layers"] == ["rgba", "mask", "raw"]
 
 
@@ -38,6 +41,31 @@ def test_user_errors_are_one_line(small_shot, swap_model, tmp_path: Path, capsys
     code = main(["swap", plate, "--model", str(swap_model[1]), "--out", str(tmp_path / "o"), "--blur", "-3"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("dfl-vfx swap: error: --blur -3")
+
+
+def test_output_problems_are_refused_in_one_line_before_the_model_loads(small_shot, tmp_path: Path, capsys) -> None:
+    """The model path does not exist: these messages prove the checks come before loading it."""
+    plate = str(small_shot / "plate" / "plate.####.exr")
+    model = str(tmp_path / "not-loaded.onnx")
+    a_file = tmp_path / "swap"
+    a_file.write_text("not a folder")
+    code = main(["swap", plate, "--model", model, "--out", str(a_file)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "Traceback" not in err
+    assert err.startswith(f"dfl-vfx swap: error: --out {a_file} is a file, not a folder")
+    code = main(["swap", plate, "--model", model, "--out", str(a_file / "below")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "is a file, so the folder cannot be made" in err
+
+    png = tmp_path / "png"
+    png.mkdir()
+    write_image(png / "plate.1001.png", Image.from_array(np.full((32, 48, 3), 0.5, np.float32), fmt="uint8"))
+    code = main(["swap", str(png / "plate.####.png"), "--model", model, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert "--layers rgba,mask,face: the output frames (named like the plate) are PNG" in err
+    assert err.endswith("or pass --layers rgba")
+    assert not (tmp_path / "out").exists()
 
 
 def test_serve_over_stdio_in_a_subprocess(swap_model) -> None:
@@ -75,9 +103,10 @@ def test_sigterm_mid_shot_leaves_whole_frames_and_the_rerun_finishes(small_shot,
     assert 2 <= len(written) < 12
     assert not [p for p in out.iterdir() if p.suffix not in (".exr", ".json")]  # no temporary files left
     summary = json.loads((out / "swap_summary.json").read_text())
-    assert len(summary["frames"]["done"]) == len(written)
+    assert len(summary["frames"]["done"]) == len(written) and summary["status"] == "interrupted"
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     resumed = json.loads((out / "swap_summary.json").read_text())
+    assert resumed["status"] == "complete"
     assert resumed["frames"]["skipped"] == summary["frames"]["done"]
     assert len(resumed["frames"]["done"]) == 12 - len(written)

@@ -31,8 +31,10 @@ def test_swap_a_chunk_then_rerun_skips_it(small_shot, facesets, swap_model, tmp_
     source = read_header(small_shot / "plate" / "plate.1002.exr")
     assert image.data_window == source.data_window and image.display_window == source.display_window
     assert "mask.A" in image.channels and image.pixels[..., image.channels.index("mask.A")].max() > 0.9
-    saved = json.loads((out / SUMMARY_FILE).read_text())
+    saved = json.loads((out / "swap_summary.1001-1003.json").read_text())  # a --frames chunk has its own
     assert saved["frames"]["done"] == [1001, 1002, 1003] and saved["timing"]["wall_s"] > 0
+    assert saved["status"] == "complete" and saved["chunk"] == "1001-1003"
+    assert not (out / SUMMARY_FILE).exists()
 
     again = swap_shot(plate, str(out), _settings(swap_model[1]), frames="1001-1004", faceset=str(facesets[1]),
                       progress=False)

@@ -6,7 +6,9 @@ import socket
 import threading
 from pathlib import Path
 
-from dfl_vfx.io.image import read_image
+import numpy as np
+
+from dfl_vfx.io.image import Image, read_image, write_image
 from dfl_vfx.swap.serve import LOCALHOST, LocalServer, SwapService, serve_stdio
 
 
@@ -61,3 +63,30 @@ def test_socket_is_local_only_and_answers_lines(small_shot, swap_model, tmp_path
     assert loaded["ok"] and loaded["result"]["resolution"] == 64 and loaded["result"]["face_type"] == "full_face"
     assert not unknown["ok"] and "unknown method" in unknown["error"]
     assert not thread.is_alive()
+
+
+def test_bad_requests_get_one_line_answers(small_shot, swap_model, tmp_path: Path) -> None:
+    depth = tmp_path / "depth.1001.exr"
+    write_image(depth, Image.from_array(np.ones((32, 48, 1), np.float32), channels=["depth.Z"], fmt="float"))
+    png = tmp_path / "png.1001.png"
+    write_image(png, Image.from_array(np.full((32, 48, 3), 0.5, np.float32), fmt="uint8"))
+    plate = str(small_shot / "plate" / "plate.####.exr")
+    model = str(swap_model[1])
+    service = SwapService(tmp_path / "cache")
+    lines = [
+        _request(1, "swap", plate=str(depth), frame=1001, model=model, out=str(tmp_path / "d.exr")),
+        _request(2, "swap", plate=plate, frame="first", model=model),
+        _request(3, "swap", plate=plate, frame=1001, model=model, out=str(tmp_path)),
+        _request(4, "swap", plate=str(png), frame=1001, model=model, out=str(tmp_path / "p.png")),
+        json.dumps({"id": 5, "method": "swap", "params": [plate, 1001]}),
+    ]
+    replies = [service.handle_line(line) for line in lines]
+    assert [r["ok"] for r in replies] == [False] * 5
+    errors = [r["error"] for r in replies]
+    assert all("\n" not in e for e in errors)
+    assert str(depth) in errors[0] and "no R, G, B channels (has depth.Z)" in errors[0]  # was "'R' is not in list"
+    assert errors[1] == "params.frame 'first' is not a frame number"
+    assert "is a folder" in errors[2]
+    assert errors[3].startswith("params.layers rgba,mask,face: params.out frames like p.png are PNG, which cannot "
+                                "hold the mask, face layer(s)") and errors[3].endswith('"layers": ["rgba"]')
+    assert errors[4].startswith("params must be a JSON object")  # was an AttributeError that ended the server
