@@ -17,7 +17,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from dfl_vfx.color.ocio import WORKING_SPACE, WorkingSpace, plate_colorspace, unpremultiply
 from dfl_vfx.errors import DflError
@@ -34,6 +33,7 @@ from dfl_vfx.io.image import read_header, read_image, rgba_channels
 from dfl_vfx.io.sequence import FrameSequence, open_sequence
 from dfl_vfx.models.checkpoint import load_model
 from dfl_vfx.models.saehd import SAEHD
+from dfl_vfx.progress import progress_bar
 
 FACES_ATTRIBUTE = "dfl_vfx:faces"
 SEARCH_MARGIN = 1.0  # region searched around a header face, in face sizes on every side
@@ -194,7 +194,7 @@ def _src_reference(faceset: Faceset, records: list[FaceRecord], embedder: FaceEm
                    model_resolution: int | None, progress: bool | None) -> tuple[np.ndarray, list]:
     """Mean identity descriptor of the src faces, and (face, hull mask) pairs at the model's resolution."""
     embeddings, model_faces = [], []
-    for record in tqdm(records, desc="src faces", unit="face", disable=_disabled(progress)):
+    for record in progress_bar(records, desc="src faces", unit="face", enabled=progress):
         rgb = faceset.read(record)
         landmarks = record.meta.landmarks_array()
         space = spaces.get(record.meta.plate_colorspace, faceset.info.colorspace)
@@ -202,10 +202,6 @@ def _src_reference(faceset: Faceset, records: list[FaceRecord], embedder: FaceEm
         if model_resolution is not None:
             model_faces.append(_model_face(rgb, landmarks, model_resolution))
     return np.mean(embeddings, axis=0), model_faces
-
-
-def _disabled(progress: bool | None) -> bool | None:
-    return None if progress is None else not progress  # None: tqdm shows a bar only on a terminal
 
 
 def _group_by_frame(faces: Iterable[SwapFace]) -> dict[int, list[SwapFace]]:
@@ -298,7 +294,8 @@ def evaluate_shot(
     ``model``: the model folder the swap used, for reconstruction SSIM (omitted without it). ``plate``: the
     original dst plate, for the identity baseline and dst reconstruction SSIM. ``max_faces``: at most this many
     swapped faces (spread over the shot) and src faces are measured. ``colorspace``: the plate colourspace when the
-    files' ``oiio:ColorSpace`` tag is missing or wrong. ``progress``: None shows bars only on a terminal.
+    files' ``oiio:ColorSpace`` tag is missing or wrong. ``progress``: None or True report progress (a bar on a
+    terminal, log lines elsewhere), False nothing.
     """
     if max_faces < 1:
         raise DflError(f"--max-faces {max_faces} must be 1 or more")
@@ -318,7 +315,7 @@ def evaluate_shot(
     reference, src_model_faces = _src_reference(faceset, records, tools.embedder, tools.spaces, resolution, progress)
     found = _Measurements()
     by_frame = _group_by_frame(selected)
-    for frame, faces in tqdm(by_frame.items(), desc="frames", unit="frame", disable=_disabled(progress)):
+    for frame, faces in progress_bar(list(by_frame.items()), desc="frames", unit="frame", enabled=progress):
         _measure_frame(frame, faces, _plate_path(plate_sequence, plate, frame), tools, found)
 
     return EvalReport(

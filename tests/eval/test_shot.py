@@ -1,6 +1,7 @@
 """Shot evaluation on a no-op "swap": the demo plate written as swap output with headers from the dst alignments."""
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -134,3 +135,15 @@ def test_user_errors(noop_swap: Path, small_shot: Path, facesets: tuple[Path, Pa
         evaluate_shot(str(small_shot / "plate"), str(facesets[0]), frames="1001")
     with pytest.raises(DflError, match="no checkpoint here"):
         evaluate_shot(str(noop_swap), str(facesets[0]), model=str(tmp_path))
+
+
+def test_progress_in_a_log_is_lines_not_bars(noop_swap: Path, facesets: tuple[Path, Path], caplog) -> None:
+    """Off a terminal (a farm log, `make demo > log`) progress is logged as lines, without carriage returns."""
+    caplog.set_level(logging.INFO, logger="dfl_vfx.progress")
+    evaluate_shot(str(noop_swap), str(facesets[0]), max_faces=2)
+    lines = [record.getMessage() for record in caplog.records if record.name == "dfl_vfx.progress"]
+    assert any(line.startswith("src faces: 2/2 faces (100%)") for line in lines), lines
+    assert any(line.startswith("frames: 2/2 frames (100%)") for line in lines), lines
+    caplog.clear()
+    evaluate_shot(str(noop_swap), str(facesets[0]), max_faces=2, progress=False)
+    assert not [record for record in caplog.records if record.name == "dfl_vfx.progress"]
