@@ -13,6 +13,10 @@ A config file is TOML with the training options at the top level and the network
 
 Command-line flags and ``--set key=value`` override the file (``--set model.ae_dims=512``). Unknown keys and
 out-of-range values are refused before anything starts. The resolved config is written beside the model.
+
+Which model options were given (and how: ``--face-type``, ``face_type in shot.toml``) is recorded in
+``TrainConfig.model_given``: a resumed model keeps its own options and refuses only given ones that contradict it,
+and a new model takes its face type from the facesets unless one was given (see ``trainer.model_options``).
 """
 
 from __future__ import annotations
@@ -93,6 +97,8 @@ class TrainConfig:
     compile: bool = False
     seed: int = 0
     deterministic: bool = False
+    # model option -> how it was given ("--face-type", "face_type in shot.toml"); not saved, not compared
+    model_given: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     CHOICES = {
         "optimizer": ("adabelief", "adam", "rmsprop"),
@@ -117,8 +123,12 @@ class TrainConfig:
     }
     DURATIONS = ("max_time", "save_every")
 
-    def validate(self) -> None:
-        """Refuse out-of-range values with a message naming the option."""
+    def validate(self, model_final: bool = False) -> None:
+        """Refuse out-of-range values with a message naming the option.
+
+        Checks that depend on the model's archi run when it was given or ``model_final`` (a resumed model's
+        options are only known once its folder is read).
+        """
         for name, choices in self.CHOICES.items():
             if getattr(self, name) not in choices:
                 raise DflError(f"{name} {getattr(self, name)!r} is unknown; use one of {', '.join(choices)}")
@@ -128,7 +138,8 @@ class TrainConfig:
                 raise DflError(f"{name} {value} is out of range {lo}..{hi}")
         if self.save_every <= 0:
             raise DflError("save_every must be positive (e.g. 25m)")
-        if self.true_face_power > 0 and self.model.base != "df":
+        archi_known = model_final or "archi" in self.model_given
+        if self.true_face_power > 0 and archi_known and self.model.base != "df":
             raise DflError("true_face_power works with df models only (DeepFaceLab's TrueFace)")
         self.model.validate()
 
@@ -142,7 +153,7 @@ class TrainConfig:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _NOT_OPTIONS}
         data["model"] = self.model.to_dict()
         return data
 
@@ -153,7 +164,8 @@ class TrainConfig:
         return cfg
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+_NOT_OPTIONS = ("model", "model_given")  # fields that are not top-level options
+_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig) if f.name != "model_given"}
 
 
 def _coerce(value: Any, default: Any, key: str, source: str) -> Any:
@@ -175,19 +187,36 @@ def _coerce(value: Any, default: Any, key: str, source: str) -> Any:
     return value
 
 
-def apply_overrides(cfg: TrainConfig, data: dict[str, Any], source: str) -> None:
-    """Set options from a (possibly nested) mapping; unknown keys are refused."""
+def _given_label(key: str, source: str, spelled: dict[str, str]) -> str:
+    """How the user gave model option ``key``: as spelled on the command line, else ``KEY in FILE``."""
+    if key in spelled:
+        return spelled[key]
+    return f"model.{key}" if source == "command line" else f"{key} in {source}"
+
+
+def apply_overrides(cfg: TrainConfig, data: dict[str, Any], source: str,
+                    spelled: dict[str, str] | None = None) -> None:
+    """Set options from a (possibly nested) mapping; unknown keys are refused.
+
+    ``spelled`` maps model keys (and ``preset``) to how the command line gave them, e.g. ``--face-type``, for
+    messages about a given option.
+    """
+    spelled = spelled or {}
     for key, value in data.items():
         if key == "model":
             if not isinstance(value, dict):
                 raise DflError(f"{source}: [model] must be a table of model options")
             merged = cfg.model.to_dict() | value
             cfg.model = ModelConfig.from_dict(merged)
+            cfg.model_given.update({k: _given_label(k, source, spelled) for k in value})
             continue
         if key == "preset":
             if value not in PRESETS:
                 raise DflError(f"{source}: unknown preset {value!r}; use one of {', '.join(PRESETS)}")
             cfg.model = dataclasses.replace(PRESETS[value])
+            # a preset is a network shape; the face type stays the facesets' unless given on its own
+            label = spelled.get("preset", f"preset {value!r}" + ("" if source == "command line" else f" in {source}"))
+            cfg.model_given = {k: label for k in cfg.model.to_dict() if k != "face_type"}
             continue
         if key not in _FIELDS or key.isupper():
             valid = ", ".join(sorted(k for k in _FIELDS if k != "model"))
@@ -223,8 +252,12 @@ def _model_value(key: str, value: str) -> Any:
     return value
 
 
-def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
-    """Defaults, then the TOML file (when given), then ``overrides``; validated."""
+def load_config(path: str | Path | None, overrides: dict[str, Any],
+                spelled: dict[str, str] | None = None) -> TrainConfig:
+    """Defaults, then the TOML file (when given), then ``overrides``; validated.
+
+    ``spelled``: how the command line gave model options (see :func:`apply_overrides`).
+    """
     cfg = TrainConfig()
     if path:
         path = Path(path)
@@ -235,6 +268,6 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConf
         except tomllib.TOMLDecodeError as exc:
             raise DflError(f"--config {path}: not valid TOML ({exc})") from None
         apply_overrides(cfg, data, str(path))
-    apply_overrides(cfg, overrides, "command line")
+    apply_overrides(cfg, overrides, "command line", spelled)
     cfg.validate()
     return cfg

@@ -14,12 +14,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from dfl_vfx.errors import DflError
 from dfl_vfx.face.face_type import FaceType
 from dfl_vfx.face.masks import eyes_mouth_mask, hull_mask
 from dfl_vfx.faceset import Faceset
+from dfl_vfx.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def load_samples(root: str | Path, resolution: int, face_type: str, role: str, p
     eyes_mouth = torch.empty((n, 1, resolution, resolution), dtype=torch.float16)
     yaws = torch.empty(n, dtype=torch.float32)
     scale = resolution / faceset.info.size
-    for i, record in enumerate(tqdm(records, desc=f"load {role}", unit="face", disable=progress is False or None)):
+    for i, record in enumerate(progress_bar(records, desc=f"load {role}", unit="face", enabled=progress)):
         rgb = faceset.read(record)
         if scale != 1.0:
             rgb = cv2.resize(rgb, (resolution, resolution), interpolation=cv2.INTER_AREA)

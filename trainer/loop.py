@@ -14,6 +14,7 @@ import logging
 import os
 import random
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from tqdm import tqdm
 
 from dfl_vfx import __version__
 from dfl_vfx.color.ocio import WORKING_SPACE
 from dfl_vfx.errors import DflError
+from dfl_vfx.faceset import Faceset
+from dfl_vfx.io.atomic import remove_stale_temps
+from dfl_vfx.io.outputs import check_output_dir
 from dfl_vfx.models.checkpoint import (
     checkpoint_path,
     load_checkpoint,
@@ -37,9 +40,11 @@ from dfl_vfx.models.checkpoint import (
 from dfl_vfx.models.discriminators import CodeDiscriminator, UNetPatchDiscriminator
 from dfl_vfx.models.losses import LossConfig, bce_with_logits, reconstruction_loss, style_losses, total_variation
 from dfl_vfx.models.saehd import SAEHD
+from dfl_vfx.progress import progress_bar
 from trainer.augment import AugmentConfig, make_samples, uniform_yaw_weights
 from trainer.config import TrainConfig
 from trainer.data import BatchSampler, load_samples
+from trainer.model_options import FacesetSummary, resolve_model_options, short_face_type
 from trainer.optim import make_optimizer
 from trainer.preview import write_loss_plot, write_preview
 
@@ -146,16 +151,24 @@ class Trainer:
             raise DflError("--model-dir is required: the folder that holds (or will hold) the model")
         if not cfg.src or not cfg.dst:
             raise DflError("--src and --dst facesets are required (see `dfl-vfx extract`)")
+        self.model_dir = check_output_dir(cfg.model_dir, "--model-dir")  # before any work
+        self.progress = progress
+        self.ddp = _init_distributed("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
+        if self.ddp.main:  # leftovers of a killed save (a checkpoint temp is the model's size)
+            remove_stale_temps(self.model_dir, recursive=True)
+        facesets = [FacesetSummary(role, Path(root), Faceset.open(root).info)
+                    for role, root in (("src", cfg.src), ("dst", cfg.dst))]
+        path = checkpoint_path(self.model_dir)
+        self._resume_state = load_checkpoint(path) if path.is_file() else None
+        model_cfg, existing = resolve_model_options(cfg, facesets, self._resume_state)
+        cfg = dataclasses.replace(cfg, model=model_cfg)
+        cfg.validate(model_final=True)
         self.cfg = cfg
         self.run_cfg = cfg.effective()
-        self.progress = progress
-        self.model_dir = Path(cfg.model_dir)
-        self.ddp = _init_distributed("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
         self.device = _resolve_device(cfg, self.ddp)
         self.autocast_dtype = _precision(cfg, self.device)
         self._stop: str | None = None
         self._seed_everything(cfg.seed + self.ddp.rank)
-        model_cfg = cfg.model
         self.src = load_samples(cfg.src, model_cfg.resolution, model_cfg.face_type, "src", progress)
         self.dst = load_samples(cfg.dst, model_cfg.resolution, model_cfg.face_type, "dst", progress)
         self.model = SAEHD(model_cfg).to(self.device)
@@ -180,6 +193,9 @@ class Trainer:
         if self.ddp.main:  # inputs are valid by now: the model folder and its log may be created
             self.model_dir.mkdir(parents=True, exist_ok=True)
             self._attach_log_file()
+            log.info("%s model: %s %d px %s (ae %d, e %d, d %d)", "existing" if existing else "new",
+                     model_cfg.archi, model_cfg.resolution, short_face_type(model_cfg.face_type), model_cfg.ae_dims,
+                     model_cfg.e_dims, model_cfg.d_dims)
         self._restore_or_initialise()
         self.train_model = self.model
         if self.ddp.world > 1:
@@ -216,14 +232,8 @@ class Trainer:
 
     def _restore_or_initialise(self) -> None:
         path = checkpoint_path(self.model_dir)
-        if path.is_file():
-            state = load_checkpoint(path)
-            stored = model_config_of(state, str(path))
-            if stored != self.cfg.model:
-                raise DflError(
-                    f"{path} holds a {stored.archi} {stored.resolution} px model ({stored.to_dict()}); the config "
-                    f"asks for {self.cfg.model.to_dict()}: use the stored model options or another --model-dir"
-                )
+        state, self._resume_state = self._resume_state, None  # the run's config now carries the stored options
+        if state is not None:
             self.model.load_state_dict(state["model"])
             if state["config"].get("pretrain") and not self.cfg.pretrain:
                 # DeepFaceLab: leaving pretraining restarts the count with fresh inter blocks and optimiser
@@ -368,8 +378,11 @@ class Trainer:
             "swap": out["swap_rgb"], "src mask": out["src_mask"], "dst mask": out["dst_mask"],
             "swap mask": out["swap_mask"],
         }
-        write_preview(self.model_dir / PREVIEW, columns, WORKING_SPACE, self.iteration)
-        write_loss_plot(self.model_dir / LOSS_PLOT, self.history)
+        try:  # a preview is a convenience: a full disk here must not stop (or fail) a run whose checkpoint is saved
+            write_preview(self.model_dir / PREVIEW, columns, WORKING_SPACE, self.iteration)
+            write_loss_plot(self.model_dir / LOSS_PLOT, self.history)
+        except (OSError, DflError) as exc:
+            log.warning("preview not written in %s (%s); training goes on", self.model_dir, exc)
 
     def rank_spread(self) -> float:
         """Largest difference of any parameter between ranks (0 when DDP keeps them in sync)."""
@@ -400,8 +413,10 @@ class Trainer:
         last_save = start
         first = self.iteration
         losses: dict[str, float] = {}
-        bar = tqdm(total=cfg.max_iters or None, initial=self.iteration, unit="it", desc="train",
-                   disable=(not self.ddp.main) or (None if self.progress is None else not self.progress))
+        # a bar on a terminal; in a redirected log the loop's own line every log_every iterations is the report
+        show = self.ddp.main and self.progress is not False and sys.stderr.isatty()
+        bar = progress_bar(total=cfg.max_iters or None, initial=self.iteration, unit="it", desc="train",
+                           enabled=None if show else False)
         reason: str | None = None
         try:
             while True:
@@ -452,9 +467,16 @@ class Trainer:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
+        self._log_handler = handler
 
     def close(self) -> None:
-        """Leave the process group (with a barrier first: tearing down without one can abort gloo)."""
+        """Detach train.log (a later run in this process logs to its own folder) and leave the process group
+        (with a barrier first: tearing down without one can abort gloo)."""
+        handler = getattr(self, "_log_handler", None)
+        if handler is not None:
+            log.removeHandler(handler)
+            handler.close()
+            self._log_handler = None
         if self.ddp.world > 1 and dist.is_initialized():
             dist.barrier()
             dist.destroy_process_group()

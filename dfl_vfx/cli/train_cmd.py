@@ -16,6 +16,10 @@ Options come from the defaults, then --config (TOML; [model] table for the netwo
 The resolved config is saved as MODEL_DIR/config.json. SIGTERM/Ctrl-C save a checkpoint and exit 0; rerun the
 same command to resume. Files in MODEL_DIR: checkpoint.pt, config.json, train.log, preview.png, loss.png,
 snapshots/.
+
+A new model's face type is the facesets' (both must hold the same; `dfl-vfx extract` writes wf by default)
+unless --face-type is given. Resuming needs only --src --dst --model-dir: the model keeps its own face type,
+resolution, archi and dims, and a model option given that contradicts them is refused.
 """
 
 
@@ -29,11 +33,13 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument("--src", help="source identity faceset (the face to put in)")
     p.add_argument("--dst", help="destination faceset (the plate's faces)")
     p.add_argument("--model-dir", help="folder of the model: created, or resumed when it holds a checkpoint")
-    g = p.add_argument_group("model (new models only; a resumed model keeps its own)")
-    g.add_argument("--preset", choices=sorted(PRESETS), help="a whole model configuration, e.g. quick96")
+    g = p.add_argument_group("model (new models only; a resumed model keeps its own and refuses contradicting ones)")
+    g.add_argument("--preset", choices=sorted(PRESETS),
+                   help="a whole network configuration, e.g. quick96 (the face type stays the facesets')")
     g.add_argument("--archi", help="df or liae with letters u, d, t, c: e.g. liae-ud (default), df-udt")
-    g.add_argument("--resolution", type=int, help="face size in pixels (multiple of 16; of 32 with 'd')")
-    g.add_argument("--face-type", help="h, mf, f (default), wf or head; must match the facesets")
+    g.add_argument("--resolution", type=int,
+                   help="face size in pixels (multiple of 16; of 32 with 'd'; default 128; at most the facesets' size)")
+    g.add_argument("--face-type", help="h, mf, f, wf or head (default: the facesets' face type); must match them")
     g = p.add_argument_group("schedule")
     g.add_argument("--batch-size", type=int, help="faces per side per step (default 8)")
     g.add_argument("--max-iters", type=int, help="stop at this iteration (default: no limit)")
@@ -55,7 +61,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     g.add_argument("--deterministic", action="store_const", const=True, help="bit-reproducible runs (slower)")
     p.add_argument("--set", dest="set_items", action="append", default=[], metavar="KEY=VALUE",
                    help="any option, repeatable: lr=1e-5, gan_power=0.1, model.ae_dims=512, ct_mode=rct")
-    p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
+    p.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                   help="no progress bar (on a terminal) or progress lines (in a log)")
     p.set_defaults(run=run)
 
 
@@ -79,12 +86,26 @@ def overrides_from(args: argparse.Namespace) -> dict:
     return {**ordered, **data, **extra}
 
 
+def spelled_from(args: argparse.Namespace) -> dict[str, str]:
+    """How each given model option was spelled on the command line (``--face-type``, ``--set model.ae_dims``)."""
+    from trainer.config import parse_set
+
+    spelled = {k: f"--set model.{k}" for k in parse_set(args.set_items).get("model", {})}
+    spelled |= {k: "--" + k.replace("_", "-") for k in MODEL_FLAG_KEYS if getattr(args, k) is not None}
+    if args.preset is not None:
+        spelled["preset"] = f"--preset {args.preset}"
+    return spelled
+
+
 def run(args: argparse.Namespace) -> int:
+    from dfl_vfx.io.outputs import check_output_dir
     from trainer.config import load_config
     from trainer.distributed import relaunch_with_torchrun
     from trainer.loop import train
 
-    cfg = load_config(args.config, overrides_from(args))
+    cfg = load_config(args.config, overrides_from(args), spelled_from(args))
+    if cfg.model_dir:  # before any work (the trainer checks again, for the library and torchrun ranks)
+        check_output_dir(cfg.model_dir, "--model-dir")
     if args.gpus > 1:
         return relaunch_with_torchrun(args.gpus)
     result = train(cfg, progress=args.progress)

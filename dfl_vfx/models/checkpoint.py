@@ -33,11 +33,47 @@ def checkpoint_path(model_dir: str | Path) -> Path:
     return path if path.suffix == ".pt" else path / CHECKPOINT
 
 
+# what torch.save's zip writer raises when the OS refuses a write (ENOSPC, EFBIG): a RuntimeError such as
+# "[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598" (torch 2.13) or
+# "PytorchStreamWriter failed writing file data/0: file write failed" (older releases)
+_TORCH_WRITE_FAILURES = ("inline_container", "PytorchStreamWriter", "file write failed", "unexpected pos")
+
+
+def _write_failure(exc: BaseException) -> str | None:
+    """Why a write failed, for a message, when ``exc`` is a failed write (else None: a bug, re-raised)."""
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc) or type(exc).__name__
+    if isinstance(exc, RuntimeError) and any(marker in str(exc) for marker in _TORCH_WRITE_FAILURES):
+        return "the write failed: disk full?"
+    return None
+
+
+def _free_space(folder: Path) -> str:
+    try:
+        return f"{shutil.disk_usage(folder).free / 1e6:.0f} MB free there"
+    except OSError:
+        return "free space unknown"
+
+
 def save_checkpoint(model_dir: str | Path, state: dict[str, Any]) -> Path:
-    """Write ``state`` (plus format and version) atomically to ``MODEL_DIR/checkpoint.pt``."""
+    """Write ``state`` (plus format and version) atomically to ``MODEL_DIR/checkpoint.pt``.
+
+    A failed write (disk full, quota, file size limit) leaves the previous checkpoint untouched and no temporary
+    file, and is a one-line DflError naming the folder.
+    """
     target = checkpoint_path(model_dir)
-    with atomic_path(target) as tmp:
-        torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
+    had_previous = target.is_file()
+    try:
+        with atomic_path(target) as tmp:
+            torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
+    except (OSError, RuntimeError) as exc:
+        reason = _write_failure(exc)
+        if reason is None:
+            raise
+        kept = ("the previous checkpoint there is intact (work since it is lost)" if had_previous
+                else "no checkpoint was saved yet")
+        raise DflError(f"cannot write the checkpoint in {target.parent} ({reason}, {_free_space(target.parent)}); "
+                       f"{kept}: free space and rerun the same command") from None
     return target
 
 
@@ -73,15 +109,24 @@ def snapshot(model_dir: str | Path, iteration: int) -> Path:
     source = checkpoint_path(model_dir)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     target = Path(model_dir) / SNAPSHOTS / f"checkpoint_{iteration:08d}_{stamp}.pt"
-    with atomic_path(target) as tmp:
-        shutil.copyfile(source, tmp)
+    try:
+        with atomic_path(target) as tmp:
+            shutil.copyfile(source, tmp)
+    except OSError as exc:
+        raise DflError(f"cannot write the snapshot {target} ({exc.strerror or exc}; {_free_space(target.parent)}); "
+                       f"the checkpoint in {model_dir} is saved: free space, or set snapshot_every 0, and rerun "
+                       "the same command") from None
     return target
 
 
 def write_config_json(model_dir: str | Path, config: dict[str, Any]) -> Path:
     """The resolved config, beside the model, for people and tools."""
     path = Path(model_dir) / CONFIG_JSON
-    write_text_atomic(path, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    try:
+        write_text_atomic(path, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    except OSError as exc:
+        raise DflError(f"cannot write {path} ({exc.strerror or exc}; {_free_space(path.parent)}); free space "
+                       "or fix the folder's permissions") from None
     return path
 
 

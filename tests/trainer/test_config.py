@@ -38,7 +38,7 @@ def test_preset_replaces_the_model() -> None:
         ({"gan_power": "lots"}, "gan_power needs a float"),
         ({"max_time": "soon"}, "max_time 'soon' is not a duration"),
         ({"model": {"resolution": 100}}, "resolution"),
-        ({"true_face_power": 0.01}, "true_face_power works with df models only"),
+        ({"true_face_power": 0.01, "model": {"archi": "liae-ud"}}, "true_face_power works with df models only"),
         ({"preset": "huge"}, "unknown preset 'huge'"),
     ],
 )
@@ -71,3 +71,27 @@ def test_pretrain_forces_deepfacelab_settings() -> None:
 def test_round_trip() -> None:
     cfg = load_config(None, {"batch_size": 3, "model": {"archi": "df-udt", "resolution": 256}})
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_given_model_options_are_recorded_with_their_spelling(tmp_path: Path) -> None:
+    path = tmp_path / "shot.toml"
+    path.write_text('[model]\nresolution = 192\n')
+    cfg = load_config(path, {"model": {"face_type": "wf", "ae_dims": 512}},
+                      {"face_type": "--face-type", "ae_dims": "--set model.ae_dims"})
+    assert cfg.model_given == {"resolution": f"resolution in {path}", "face_type": "--face-type",
+                               "ae_dims": "--set model.ae_dims"}
+    assert "model_given" not in cfg.to_dict()
+    # nothing given: every model option is a default a resumed model may replace
+    assert load_config(None, {"batch_size": 2}).model_given == {}
+
+
+def test_a_preset_gives_the_network_but_not_the_face_type() -> None:
+    cfg = load_config(None, {"preset": "quick96"}, {"preset": "--preset quick96"})
+    assert set(cfg.model_given) == {"archi", "resolution", "ae_dims", "e_dims", "d_dims", "d_mask_dims"}
+    assert set(cfg.model_given.values()) == {"--preset quick96"}
+
+
+def test_true_face_waits_for_the_models_archi_when_it_was_not_given() -> None:
+    cfg = load_config(None, {"true_face_power": 0.01})  # a resumed df model may be the one trained
+    with pytest.raises(DflError, match="true_face_power works with df models only"):
+        cfg.validate(model_final=True)  # a new model with the default liae archi
