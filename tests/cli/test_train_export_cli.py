@@ -64,3 +64,30 @@ def test_trainer_command_is_the_same_parser() -> None:
     exe = Path(sys.executable).parent / "trainer"
     result = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True)
     assert "usage: dfl-vfx train" in result.stdout and "--model-dir" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "out,flags,needle",
+    [
+        ("m.txt", [], "--out {tmp}/m.txt: unknown extension '.txt'; name the file .onnx (or .dfm with --dfm)"),
+        ("m", [], "unknown extension '(none)'"),
+        ("m.dfm", [], "--out {tmp}/m.dfm: a .dfm file is DeepFaceLive's contract; add --dfm, or name the file .onnx"),
+        ("", [], "--out {tmp} is a folder; give a file name such as {tmp}/model.onnx"),
+        ("taken/m.onnx", [], "--out {tmp}/taken is a file, not a folder"),
+    ],
+)
+def test_export_refuses_an_output_swap_cannot_read_before_loading(
+        out: str, flags: list[str], needle: str, swap_model: tuple[Path, Path], tmp_path: Path,
+        capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "taken").write_text("a file")
+    code, _, err = run(capsys, "export", str(swap_model[0]), "--out", str(tmp_path / out), *flags)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert needle.format(tmp=tmp_path) in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]  # nothing written
+
+
+def test_export_accepts_upper_case_extensions(swap_model: tuple[Path, Path], tmp_path: Path,
+                                             capsys: pytest.CaptureFixture) -> None:
+    code, _, err = run(capsys, "export", str(swap_model[0]), "--out", str(tmp_path / "M.ONNX"))
+    assert code == 0, err
+    assert read_metadata(tmp_path / "M.ONNX")["kind"] == "dfl_vfx.swap"
