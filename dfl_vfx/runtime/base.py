@@ -4,6 +4,8 @@ A backend implements two batch calls: :meth:`SwapRuntime._run_batch` (numpy, cha
 :meth:`SwapRuntime._run_batch_torch` (torch, NCHW, on the runtime device). :meth:`SwapRuntime.predict` and
 :meth:`SwapRuntime.predict_torch` split the faces into batches of ``max_batch``; when a batch runs out of GPU
 memory they halve ``max_batch`` (one warning line) and retry, down to batch 1, where the error is a DflError.
+They also check that the outputs come back at the model's declared resolution (a graph whose output sizes are
+symbolic escapes the check :func:`~dfl_vfx.runtime.model_file.inspect_model` makes) and name the model if not.
 """
 
 from __future__ import annotations
@@ -138,6 +140,9 @@ class SwapRuntime(ABC):
             )
         faces = np.ascontiguousarray(faces, dtype=np.float32)
         parts = self._batched(faces, self._run_batch)
+        for part in parts:
+            self._check_output_sizes(part.rgb.shape, (size, size, 3), part.mask_src.shape, part.mask_dst.shape,
+                                     (size, size))
         if not parts:
             empty = np.zeros((0, size, size), np.float32)
             return Prediction(np.zeros((0, size, size, 3), np.float32), empty, empty.copy())
@@ -158,6 +163,9 @@ class SwapRuntime(ABC):
             )
         faces = faces.detach().to(self.device, torch.float32).contiguous()
         parts = self._batched(faces, self._run_batch_torch)
+        for rgb, mask_src, mask_dst in parts:
+            self._check_output_sizes(tuple(rgb.shape), (3, size, size), tuple(mask_src.shape),
+                                     tuple(mask_dst.shape), (1, size, size))
         if not parts:
             masks = faces.new_zeros(0, 1, size, size)
             return faces.new_zeros(0, 3, size, size), masks, masks.clone()
@@ -181,6 +189,23 @@ class SwapRuntime(ABC):
             torch.cuda.empty_cache()
 
     # -----------------------------------------------------------------------------------------------------------
+
+    def _check_output_sizes(
+        self,
+        rgb: tuple[int, ...],
+        rgb_expected: tuple[int, ...],
+        mask_src: tuple[int, ...],
+        mask_dst: tuple[int, ...],
+        mask_expected: tuple[int, ...],
+    ) -> None:
+        """DflError naming the model when a batch's outputs are not (n, *expected)."""
+        for role, shape, expected in (("rgb", rgb, rgb_expected), ("mask_src", mask_src, mask_expected),
+                                      ("mask_dst", mask_dst, mask_expected)):
+            if tuple(shape[1:]) != expected:
+                raise DflError(
+                    f"{self.info.path}: declares resolution {self.info.resolution}, so its {role} output should be "
+                    f"(N, {', '.join(map(str, expected))}), but it returned {tuple(shape)}; export the model again"
+                )
 
     def _batched(self, faces: Any, run: Callable[[Any], Any]) -> list:
         """``run`` over consecutive slices of ``faces`` (numpy array or tensor), shrinking the batch on GPU OOM."""

@@ -4,12 +4,15 @@
 face type, input colour space, tensor layout, input and output names mapped to the rgb / mask_src / mask_dst roles)
 plus the file's SHA-256, which keys engine caches. Our ONNX files say what they are in their ``kind`` metadata; a
 model's role is never guessed from tensor shapes. DFM files follow DeepFaceLab's contract by position (reference
-section 7): input 0 named ``in_face...`` (N, R, R, 3) BGR, outputs (dst mask, swapped face, src mask).
+section 7): input 0 named ``in_face...`` (N, R, R, 3) BGR, outputs (dst mask, swapped face, src mask). Every
+static dimension of the face input and the three outputs must match the declared resolution and the channels of
+its role (3 for the face, 1 for a mask); a model that does not is refused when it is inspected, naming both.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,6 +141,78 @@ def _static_dims(value: onnx.ValueInfoProto) -> list[int | None]:
     return [dim.dim_value if dim.HasField("dim_value") else None for dim in value.type.tensor_type.shape.dim]
 
 
+_LARGE_INITIALIZER = 4096  # elements; weights this size are dropped before shape inference, which needs their dims
+_INITIALIZER_DATA = ("raw_data", "float_data", "double_data", "int32_data", "int64_data", "uint64_data")
+
+
+def _tensor_dims(value: onnx.ValueInfoProto | None) -> list[int | None] | None:
+    """Dimensions of a tensor (None where symbolic or unknown), or None when the graph gives no shape at all."""
+    if value is None or not value.type.tensor_type.HasField("shape"):
+        return None
+    return _static_dims(value)
+
+
+def _inferred_values(proto: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
+    """Graph inputs and outputs with the shapes ONNX shape inference finds (our exports leave the output sizes
+    symbolic); empty when inference fails. Large weights are emptied first (``proto`` is spent): inference needs
+    only their dims, and the model stays far below protobuf's 2 GB limit."""
+    for initializer in proto.graph.initializer:
+        if math.prod(initializer.dims) > _LARGE_INITIALIZER:
+            for data in _INITIALIZER_DATA:
+                initializer.ClearField(data)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto)
+    except Exception:  # inference is a bonus: the static dims and the runtime's output check still hold
+        return {}
+    return {value.name: value for value in [*inferred.graph.input, *inferred.graph.output]}
+
+
+def _merged_dims(declared: list[int | None] | None, inferred: list[int | None] | None) -> list[int | None] | None:
+    """Declared dims, with the ones it leaves open filled from inference where the ranks agree."""
+    if declared is None or inferred is None or len(declared) != len(inferred):
+        return declared if declared is not None else inferred
+    return [dim if dim is not None else found for dim, found in zip(declared, inferred, strict=True)]
+
+
+def _shape_text(dims: list[int | None]) -> str:
+    return "(" + ", ".join("?" if dim is None else str(dim) for dim in dims) + ")"
+
+
+def check_graph_contract(
+    path: Path,
+    proto: onnx.ModelProto,
+    resolution: int,
+    layout: str,
+    input_name: str,
+    output_names: tuple[str, str, str],
+) -> None:
+    """DflError naming the model when a dimension of the face input or an output, as declared or as shape
+    inference finds it, disagrees with the declared ``resolution`` or its role's channels (face and rgb 3, masks
+    1) in ``layout``. The batch and any size still unknown are not checked (:meth:`SwapRuntime.predict` checks
+    what the model returns). Empties ``proto``'s large weights.
+    """
+    declared = {value.name: value for value in [*proto.graph.input, *proto.graph.output]}
+    inferred = _inferred_values(proto)
+    roles = [("input", input_name, 3), ("rgb output", output_names[0], 3),
+             ("mask_src output", output_names[1], 1), ("mask_dst output", output_names[2], 1)]
+    for role, name, channels in roles:
+        dims = _merged_dims(_tensor_dims(declared.get(name)), _tensor_dims(inferred.get(name)))
+        if dims is None:
+            continue
+        expected: list[int | None] = [None, resolution, resolution, channels]
+        if layout == LAYOUT_NCHW_RGB:
+            expected = [None, channels, resolution, resolution]
+        wrong = len(dims) != 4 or any(
+            want is not None and got is not None and got != want for got, want in zip(dims, expected, strict=True)
+        )
+        if wrong:
+            should = "(N, " + ", ".join(str(dim) for dim in expected[1:]) + ")"
+            raise DflError(
+                f"{path}: declares resolution {resolution}, so its {role} {name!r} should be {should}, but the graph "
+                f"has {_shape_text(dims)}; export the model again"
+            )
+
+
 def _our_face_type(path: Path, metadata: dict[str, str]) -> str:
     try:
         return short_face_type(metadata["face_type"])
@@ -167,6 +242,7 @@ def _our_swap_info(path: Path, proto: onnx.ModelProto, metadata: dict[str, str])
         )
     dims = _static_dims(inputs[0])
     resolution = _metadata_resolution(path, metadata, dims[2] if len(dims) == 4 else None)
+    check_graph_contract(path, proto, resolution, LAYOUT_NCHW_RGB, SWAP_INPUT, SWAP_OUTPUTS)
     return ModelInfo(
         path=path,
         kind=KIND_SWAP,
@@ -203,6 +279,7 @@ def _dfm_info(path: Path, proto: onnx.ModelProto, metadata: dict[str, str], kind
     dst_mask, swapped, src_mask = (value.name for value in proto.graph.output[:3])
     ours = kind == KIND_DFM
     resolution = _metadata_resolution(path, metadata, dims[1]) if ours else int(dims[1])
+    check_graph_contract(path, proto, resolution, LAYOUT_NHWC_BGR, face_input.name, (swapped, src_mask, dst_mask))
     return ModelInfo(
         path=path,
         kind=kind,

@@ -9,7 +9,7 @@ import pytest
 
 from dfl_vfx.errors import DflError
 from dfl_vfx.export.onnx_export import KIND_DFM, KIND_SWAP
-from dfl_vfx.runtime.model_file import inspect_model, short_face_type
+from dfl_vfx.runtime.model_file import _inferred_values, _static_dims, inspect_model, short_face_type
 
 
 def _sha256(path: Path) -> str:
@@ -102,3 +102,52 @@ def test_dfm_without_in_face_input_is_refused(models, tmp_path: Path) -> None:
     onnx.save(proto, str(path))
     with pytest.raises(DflError, match="renamed.dfm: DFM input 0 is named 'image'"):
         inspect_model(path)
+
+
+@pytest.mark.parametrize("outputs", ["static", "symbolic"])
+@pytest.mark.parametrize(("dfm", "output", "should", "has"), [
+    (False, "rgb output 'rgb'", "(N, 3, 64, 64)", "(?, 3, 32, 32)"),
+    (True, "rgb output 'out_celeb_face:0'", "(N, 64, 64, 3)", "(?, 32, 32, 3)"),
+])
+def test_outputs_at_another_resolution_are_refused_when_inspected(
+    half_size_model, dfm: bool, output: str, should: str, has: str, outputs: str
+) -> None:
+    """Right names and metadata, but 32 px outputs for a declared 64: refused up front, not deep in the merge,
+    whether the graph declares the output size or leaves it symbolic for shape inference to find (as our exports
+    do)."""
+    path = half_size_model(64, dfm=dfm, outputs=outputs)
+    with pytest.raises(DflError) as err:
+        inspect_model(path)
+    assert str(err.value) == (f"{path}: declares resolution 64, so its {output} should be {should}, but the graph "
+                              f"has {has}; export the model again")
+
+
+def test_our_exports_have_their_output_sizes_inferred(models) -> None:
+    """Our exports leave the output height and width symbolic; shape inference finds them, so a wrong one shows."""
+    proto = onnx.load(str(models.onnx))
+    declared = proto.graph.output[0].type.tensor_type.shape.dim
+    assert [dim.dim_param != "" for dim in declared] == [True, False, True, True]
+    values = _inferred_values(proto)
+    assert [_static_dims(values[name]) for name in ("rgb", "mask_src", "mask_dst")] == [
+        [None, 3, 64, 64], [None, 1, 64, 64], [None, 1, 64, 64]]
+
+
+def test_input_channels_and_rank_are_checked(models, tmp_path: Path) -> None:
+    proto = onnx.load(str(models.onnx))
+    proto.graph.input[0].type.tensor_type.shape.dim[1].dim_value = 4
+    path = tmp_path / "four_channels.onnx"
+    onnx.save(proto, str(path))
+    with pytest.raises(DflError, match=r"four_channels.onnx: declares resolution 64, so its input 'face' should be "
+                                       r"\(N, 3, 64, 64\), but the graph has \(\?, 4, 64, 64\)"):
+        inspect_model(path)
+    proto.graph.input[0].type.tensor_type.shape.dim[1].dim_value = 3
+    del proto.graph.output[1].type.tensor_type.shape.dim[3]
+    onnx.save(proto, str(path))
+    with pytest.raises(DflError, match=r"its mask_src output 'mask_src' should be \(N, 1, 64, 64\), but the graph "
+                                       r"has \(\?, 1, \?\)"):
+        inspect_model(path)
+
+
+def test_output_sizes_computed_at_run_time_pass_inspection(half_size_model) -> None:
+    """Sizes neither declared nor inferable cannot be checked here; the runtime checks what such a model returns."""
+    assert inspect_model(half_size_model(64, outputs="computed")).resolution == 64

@@ -121,3 +121,19 @@ def test_cuda_io_binding_matches_cpu(models, faces: np.ndarray) -> None:
         np.testing.assert_allclose(rgb.permute(0, 2, 3, 1).cpu().numpy(), expected.rgb, rtol=0, atol=1e-3)
         np.testing.assert_allclose(mask_src[:, 0].cpu().numpy(), expected.mask_src, rtol=0, atol=1e-3)
         np.testing.assert_allclose(mask_dst[:, 0].cpu().numpy(), expected.mask_dst, rtol=0, atol=1e-3)
+
+
+@pytest.mark.parametrize("dfm", [False, True])
+def test_outputs_at_another_resolution_are_a_dfl_error_when_run(half_size_model, dfm: bool) -> None:
+    """Output sizes computed at run time escape inspection: the first batch's outputs name the model."""
+    path = half_size_model(16, dfm=dfm, outputs="computed")
+    runtime = _backend(path)
+    faces = np.random.default_rng(0).random((2, 16, 16, 3), dtype=np.float32)
+    message = f"{path}: declares resolution 16, so its rgb output should be (N, {{}}), but it returned {{}}; " \
+              "export the model again"
+    with pytest.raises(DflError) as err:
+        runtime.predict(faces)
+    assert str(err.value) == message.format("16, 16, 3", "(2, 8, 8, 3)")
+    with pytest.raises(DflError) as err:
+        runtime.predict_torch(torch.from_numpy(faces).permute(0, 3, 1, 2))
+    assert str(err.value) == message.format("3, 16, 16", "(2, 3, 8, 8)")
