@@ -28,7 +28,7 @@ import fileseq
 
 from dfl_vfx.errors import DflError
 from dfl_vfx.io.atomic import remove_stale_temps, write_text_atomic
-from dfl_vfx.io.image import read_header, read_image, write_image
+from dfl_vfx.io.image import read_header
 from dfl_vfx.io.outputs import check_output_dir
 from dfl_vfx.io.sequence import FrameSequence, open_sequence, output_sequence
 from dfl_vfx.merge.merger import FacePlan
@@ -39,9 +39,9 @@ from dfl_vfx.swap.engine import (
     SwapSettings,
     check_output_format,
     output_settings_hash,
-    plate_channel_indices,
 )
 from dfl_vfx.swap.faces import FaceFinder, check_faceset_matches, faceset_plans
+from dfl_vfx.swap.frame import swap_frame
 
 log = logging.getLogger(__name__)
 
@@ -171,23 +171,9 @@ class ShotSwapper:
         self.finder = finder
 
     def run_job(self, job: _Job) -> tuple[int, int, StageTimes]:
-        t0 = time.perf_counter()
-        image = read_image(job.source, pixel_type="native")
-        read_s = time.perf_counter() - t0
-        plans = job.plans
-        if plans is None:
-            assert self.finder is not None
-            rgb_idx, _ = plate_channel_indices(image)  # a plate without colour fails this frame in one line
-            merger = self.engine.merger_for(self.engine.plate_space(image))
-            rgb = image.pixels[..., rgb_idx]
-            plans = self.finder.plans(rgb, (image.data_window.x, image.data_window.y), merger.space.display_uint8)
-        result = self.engine.swap_image(image, plans, job.frame)
-        result.times.read = read_s
-        t = time.perf_counter()
-        job.target.parent.mkdir(parents=True, exist_ok=True)
-        write_image(job.target, result.image, self.compression)
-        result.times.write = time.perf_counter() - t
-        return job.frame, len(result.faces), result.times
+        outcome = swap_frame(self.engine, job.source, job.target, job.frame, job.plans, self.finder,
+                             self.compression)
+        return job.frame, len(outcome.faces), outcome.times
 
 
 def _record(summary: SwapSummary, frame: int, future: Future) -> None:

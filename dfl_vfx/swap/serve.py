@@ -28,11 +28,11 @@ from typing import IO, Any
 
 import dfl_vfx
 from dfl_vfx.errors import DflError
-from dfl_vfx.io.image import read_image, write_image
 from dfl_vfx.io.sequence import open_sequence
 from dfl_vfx.merge.merger import DEFAULT_LAYERS, MergeSettings
-from dfl_vfx.swap.engine import SwapEngine, SwapSettings, check_output_format, plate_channel_indices
+from dfl_vfx.swap.engine import SwapEngine, SwapSettings, check_output_format
 from dfl_vfx.swap.faces import FaceFinder, faceset_plans
+from dfl_vfx.swap.frame import swap_frame
 
 LOCALHOST = "127.0.0.1"
 _MERGE_FIELDS = {f.name for f in dataclasses.fields(MergeSettings)}
@@ -124,17 +124,9 @@ class SwapService:
         engine = self._engine(params)
         check_output_format(out, engine.settings.layers, "params.layers", f"params.out frames like {out.name}",
                             'give an .exr out or "layers": ["rgba"]')
-        image = read_image(source, pixel_type="native")
-        if params.get("faceset"):
-            plans = faceset_plans(params["faceset"], [frame]).get(frame, [])
-        else:
-            rgb_idx, _ = plate_channel_indices(image)
-            merger = engine.merger_for(engine.plate_space(image))
-            plans = self._finder().plans(image.pixels[..., rgb_idx], (image.data_window.x, image.data_window.y),
-                                         merger.space.display_uint8)
-        result = engine.swap_image(image, plans, frame)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_image(out, result.image, params.get("compression"))
+        plans = faceset_plans(params["faceset"], [frame]).get(frame, []) if params.get("faceset") else None
+        result = swap_frame(engine, source, out, frame, plans, None if plans is not None else self._finder(),
+                            params.get("compression"))
         return {"out": str(out), "frame": frame, "faces": len(result.faces),
                 "bboxes": [list(face.bbox) for face in result.faces], "seconds": round(time.perf_counter() - start, 4),
                 "infer_s": round(result.times.infer, 4), "merge_s": round(result.times.merge, 4)}

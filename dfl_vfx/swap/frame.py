@@ -1,0 +1,55 @@
+"""One frame: read, find its faces, swap, write. The single path that `dfl-vfx swap` and `dfl-vfx serve` share."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from dfl_vfx.io.image import Image, read_image, write_image
+from dfl_vfx.merge.merger import FacePlan, PastedFace
+from dfl_vfx.swap.engine import StageTimes, SwapEngine, plate_channel_indices
+from dfl_vfx.swap.faces import FaceFinder
+
+
+@dataclass
+class FrameOutcome:
+    """What swapping one frame did."""
+
+    frame: int
+    target: Path
+    faces: list[PastedFace]
+    times: StageTimes
+
+
+def plan_faces(engine: SwapEngine, image: Image, finder: FaceFinder) -> list[FacePlan]:
+    """Detect the faces of a plate frame (a frame without colour channels fails here, in one line)."""
+    rgb_idx, _ = plate_channel_indices(image)
+    merger = engine.merger_for(engine.plate_space(image))
+    return finder.plans(image.pixels[..., rgb_idx], (image.data_window.x, image.data_window.y),
+                        merger.space.display_uint8)
+
+
+def swap_frame(engine: SwapEngine, source: str | Path, target: str | Path, frame: int,
+               plans: list[FacePlan] | None = None, finder: FaceFinder | None = None,
+               compression: str | None = None) -> FrameOutcome:
+    """Swap ``frame`` of the plate file ``source`` into ``target`` (written atomically).
+
+    ``plans``: the faces to swap (from a faceset's tracks); None detects them with ``finder``.
+    """
+    if plans is None and finder is None:
+        raise ValueError("swap_frame needs plans or a finder")
+    t0 = time.perf_counter()
+    image = read_image(Path(source), pixel_type="native")
+    read_s = time.perf_counter() - t0
+    if plans is None:
+        assert finder is not None
+        plans = plan_faces(engine, image, finder)
+    result = engine.swap_image(image, plans, frame)
+    result.times.read = read_s
+    t = time.perf_counter()
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_image(target, result.image, compression)
+    result.times.write = time.perf_counter() - t
+    return FrameOutcome(frame, target, result.faces, result.times)
