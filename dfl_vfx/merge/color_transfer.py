@@ -373,6 +373,12 @@ opponent l plus sliced optimal transport on alpha, beta, masked. rct and lct use
 """
 
 
+def check_color_transfer_mode(mode: str) -> None:
+    """DflError listing each valid ``--color-transfer`` mode once when ``mode`` is not one of them."""
+    if mode not in COLOR_TRANSFER_MODES:
+        raise DflError(f"--color-transfer {mode}: unknown; use one of {', '.join(COLOR_TRANSFER_MODES)}")
+
+
 def transfer_color(
     mode: str,
     target: np.ndarray,
@@ -386,7 +392,5 @@ def transfer_color(
 
     ``seed`` drives the random rotations/directions of idt, sot-m and mix-m (same seed, same result).
     """
-    function = COLOR_TRANSFER_MODES.get(mode)
-    if function is None:
-        raise DflError(f"unknown --color-transfer {mode!r}: use one of {', '.join(COLOR_TRANSFER_MODES)}")
-    return function(target, source, target_mask, source_mask, seed=seed)
+    check_color_transfer_mode(mode)
+    return COLOR_TRANSFER_MODES[mode](target, source, target_mask, source_mask, seed=seed)

@@ -26,7 +26,7 @@ from dfl_vfx.face.align import aligned_quad, get_transform_mat, transform_points
 from dfl_vfx.face.face_type import FaceType
 from dfl_vfx.face.masks import hull_mask
 from dfl_vfx.merge import ops
-from dfl_vfx.merge.color_transfer import COLOR_TRANSFER_MODES, transfer_color
+from dfl_vfx.merge.color_transfer import check_color_transfer_mode, transfer_color
 from dfl_vfx.merge.color_transfer_torch import TORCH_TRANSFER_MODES
 from dfl_vfx.merge.color_transfer_torch import transfer_color as transfer_color_torch
 from dfl_vfx.merge.face_filters import face_scale_matrix, motion_blur, sharpen
@@ -65,9 +65,7 @@ class MergeSettings:
         """Clear one-line errors naming the option."""
         mask_names(self.mask_mode)
         check_erode_blur(self.erode, self.blur)
-        if self.color_transfer not in COLOR_TRANSFER_MODES and self.color_transfer != "none":
-            raise DflError(f"--color-transfer {self.color_transfer}: unknown; use none, "
-                           f"{', '.join(sorted(COLOR_TRANSFER_MODES))}")
+        check_color_transfer_mode(self.color_transfer)
         if not -50 <= self.face_scale <= 50:
             raise DflError(f"--face-scale {self.face_scale} is out of range; use -50..50 (percent)")
         if self.interpolation not in ops.INTERPOLATIONS:

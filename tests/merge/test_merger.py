@@ -21,6 +21,13 @@ def test_settings_name_the_bad_option(option: str, value: object, message: str) 
         MergeSettings(**{option: value}).validate()
 
 
+def test_unknown_color_transfer_lists_each_mode_once() -> None:
+    with pytest.raises(DflError) as err:
+        MergeSettings(color_transfer="xyz").validate()
+    modes = "none, rct, lct, mkl, mkl-m, idt, idt-m, sot-m, mix-m"
+    assert str(err.value) == f"--color-transfer xyz: unknown; use one of {modes}"
+
+
 def test_digest_changes_with_any_setting() -> None:
     base = MergeSettings().digest("model")
     assert MergeSettings().digest("model") == base
