@@ -18,6 +18,7 @@ from dfl_vfx.cli import (
     export_cmd,
     extract_cmd,
     faceset_cmd,
+    schema_cmd,
     serve_cmd,
     swap_cmd,
     train_cmd,
@@ -34,6 +35,7 @@ COMMANDS = {
     "export": export_cmd,
     "swap": swap_cmd,
     "serve": serve_cmd,
+    "schema": schema_cmd,
     "eval": eval_cmd,
     "colorspaces": colorspaces_cmd,
 }
