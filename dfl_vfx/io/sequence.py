@@ -27,11 +27,34 @@ IMAGE_EXTENSIONS: tuple[str, ...] = ("exr", "png", "jpg", "jpeg", "tif", "tiff",
 PAD_STYLE = fileseq.PAD_STYLE_HASH1
 
 _FRAME_EXAMPLES = "e.g. --frames 1001-1100, 1001-1100x2, 1001,1005,1010-1020 or 1001"
+_RANGE_START_END = re.compile(r"^\s*(-?\d+(?:\.\d*)?)\s*-\s*(-?\d+(?:\.\d*)?)")
 _PRINTF_TOKEN = re.compile(r"^(?P<head>.*)%(?P<width>0\d+)?d(?P<tail>.*?)$", re.DOTALL)
 
 
+def _refuse_descending_ranges(spec: str) -> None:
+    """DflError for a range written high to low (``1010-1001``), suggesting the same frames written upwards.
+
+    fileseq counts such a range down, but a farm chunk never means that: a swapped start and end is a typo.
+    """
+    chunks = spec.strip().split(",")
+    upward = []
+    for chunk in chunks:
+        match = _RANGE_START_END.match(chunk)
+        if match and Decimal(match[1]) > Decimal(match[2]):
+            frames = sorted(fileseq.FrameSet(chunk.strip()))
+            upward.append(fileseq.framesToFrameRange(frames))
+        else:
+            upward.append(chunk.strip())
+    if upward != [chunk.strip() for chunk in chunks]:
+        raise DflError(
+            f"--frames {spec!r} counts down; frame ranges run from the first frame to the last: "
+            f"use --frames {','.join(upward)}"
+        )
+
+
 def parse_frames(spec: str) -> list[int]:
-    """Whole frame numbers of a ``--frames`` value, in the order written."""
+    """Whole frame numbers of a ``--frames`` value, in the order written; a range written high to low
+    (``1010-1001``) is a DflError suggesting ``1001-1010``."""
     try:
         frame_set = fileseq.FrameSet(spec.strip())
     except fileseq.FileSeqException as exc:
@@ -41,6 +64,7 @@ def parse_frames(spec: str) -> list[int]:
         raise DflError(f"--frames {spec!r} names no frames ({_FRAME_EXAMPLES})")
     if any(isinstance(frame, Decimal) and frame != int(frame) for frame in frames):
         raise DflError(f"--frames {spec!r} has sub-frames; use whole frame numbers ({_FRAME_EXAMPLES})")
+    _refuse_descending_ranges(spec)
     return [int(frame) for frame in frames]
 
 

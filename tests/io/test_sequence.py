@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import fileseq
 import pytest
 
 from dfl_vfx.errors import DflError
@@ -47,6 +48,29 @@ def test_parse_frames(spec, expected):
 def test_parse_frames_rejects_bad_specs(spec):
     with pytest.raises(DflError, match=r"--frames .*e\.g\. --frames 1001-1100"):
         parse_frames(spec)
+
+
+@pytest.mark.parametrize(
+    ("spec", "upward"),
+    [
+        ("1010-1001", "1001-1010"),
+        ("1010-1002x3", "1004-1010x3"),  # the frames 1010, 1007, 1004, written upwards
+        ("1001,1020-1010", "1001,1010-1020"),
+        ("-5--10", "-10--5"),
+    ],
+)
+def test_descending_ranges_are_refused_with_the_upward_spelling(spec, upward):
+    with pytest.raises(DflError) as err:
+        parse_frames(spec)
+    assert str(err.value) == (
+        f"--frames {spec!r} counts down; frame ranges run from the first frame to the last: use --frames {upward}"
+    )
+    assert sorted(parse_frames(upward)) == sorted(int(frame) for frame in fileseq.FrameSet(spec))
+
+
+def test_frame_lists_keep_the_order_written():
+    assert parse_frames("1005,1001,1003") == [1005, 1001, 1003]
+    assert parse_frames("-5-5") == list(range(-5, 6))
 
 
 @pytest.mark.parametrize(
