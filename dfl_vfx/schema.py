@@ -28,7 +28,7 @@ SHARPEN_CHOICES = ("none", "box", "gaussian")
 LAYER_CHOICES = ("rgba", "mask", "face", "raw")
 BACKEND_CHOICES = ("auto", "onnxruntime", "tensorrt", "torch")
 MERGE_BACKEND_CHOICES = ("auto", "native", "reference", "cuda")
-FACE_TYPE_CHOICES = ("f", "wf", "head")
+FACE_TYPE_CHOICES = ("h", "mf", "f", "wf", "head")
 DFL_ERODE_UNITS = "DeepFaceLab px (face at 4x model resolution)"
 
 
@@ -187,7 +187,7 @@ SWAP_SETTINGS: dict[str, Setting] = _declare(
     Setting("batch", "int", 8, "Batch", "faces per inference call (halved on GPU out-of-memory)", "model",
             range=(1, 1024)),
     Setting("face_type", "choice", None, "Face type",
-            "face type of a model that does not say (an external .dfm): f, wf or head", "model",
+            "face type of a model that does not say (an external .dfm)", "model",
             choices=FACE_TYPE_CHOICES, optional=True),
     Setting("merge_backend", "choice", "auto", "Merge backend",
             "where warp, matte and composite run: auto = CUDA beside a GPU model, else the C++ core", "model",
@@ -231,6 +231,36 @@ def schema_document() -> dict[str, Any]:
 
     return {"format": SCHEMA_FORMAT, "version": SCHEMA_VERSION, "dfl_vfx_version": dfl_vfx.__version__,
             "settings": [setting.to_json() for setting in SWAP_SETTINGS.values()]}
+
+
+def cli_help(setting: Setting) -> str:
+    """argparse help: what it does, what it takes, its default, and whether a host can change it live."""
+    if setting.range is not None:
+        takes = f"{_show(setting.range[0])}..{_show(setting.range[1])}" + (f" {setting.units}" if setting.units else "")
+    elif setting.kind == "list" and setting.choices is not None:
+        takes = "comma list of " + ", ".join(setting.choices)
+    else:
+        takes = ""
+    default = setting.default
+    if default is None:
+        shown = "from the file or model"
+    else:
+        shown = ",".join(default) if isinstance(default, tuple) else default
+    text = f"{setting.help}" + (f"; {takes}" if takes else "") + f" (default {_show(shown)})"
+    return text.replace("%", "%%")
+
+
+def add_cli_arguments(group: Any, group_name: str) -> None:
+    """The options of one schema group on an argparse group: ``--face-scale`` for ``face_scale``.
+
+    Values stay text with a None default ("not given"), so the schema checks them and its error names the option.
+    """
+    for setting in SWAP_SETTINGS.values():
+        if setting.group == group_name:
+            choice = setting.kind == "choice" and setting.choices
+            metavar = "|".join(setting.choices or ()) if choice else setting.kind.upper()
+            group.add_argument(setting.cli_flag, dest=setting.name, default=None, metavar=metavar,
+                               help=cli_help(setting))
 
 
 def cli_label(error: SettingError) -> str:

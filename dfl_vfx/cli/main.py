@@ -24,6 +24,7 @@ from dfl_vfx.cli import (
     train_cmd,
 )
 from dfl_vfx.errors import DflError
+from dfl_vfx.schema import SettingError, cli_label
 
 # name -> module with add_parser(subparsers) and run(args) -> int
 COMMANDS = {
@@ -106,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _setup_logging(args.verbose, args.log_file)
         return int(args.run(args) or 0)
+    except SettingError as exc:  # named by the setting; the CLI says the option
+        print(f"dfl-vfx {args.command}: error: {cli_label(exc)}", file=sys.stderr)
+        return 2
     except DflError as exc:
         print(f"dfl-vfx {args.command}: error: {exc}", file=sys.stderr)
         return 2

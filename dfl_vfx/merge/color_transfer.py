@@ -20,7 +20,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from dfl_vfx.errors import DflError
+from dfl_vfx.schema import SettingError
 
 LAB_FROM_RGB = np.array(
     [
@@ -359,7 +359,7 @@ def _mode_function(name: str) -> ModeFunction:
         return function(t, s, wt, ws, seed).reshape(np.shape(target))
 
     transfer.__name__ = f"color_transfer_{name.replace('-', '_')}"
-    transfer.__doc__ = f"--color-transfer {name}: float32 (H, W, 3) target recoloured from source (masks: {masked})."
+    transfer.__doc__ = f"color_transfer {name}: float32 (H, W, 3) target recoloured from source (masks: {masked})."
     return transfer
 
 
@@ -374,9 +374,9 @@ opponent l plus sliced optimal transport on alpha, beta, masked. rct and lct use
 
 
 def check_color_transfer_mode(mode: str) -> None:
-    """DflError listing each valid ``--color-transfer`` mode once when ``mode`` is not one of them."""
+    """A SettingError (``color_transfer``) listing each valid mode once when ``mode`` is not one of them."""
     if mode not in COLOR_TRANSFER_MODES:
-        raise DflError(f"--color-transfer {mode}: unknown; use one of {', '.join(COLOR_TRANSFER_MODES)}")
+        raise SettingError("color_transfer", mode, f"unknown; use one of {', '.join(COLOR_TRANSFER_MODES)}")
 
 
 def transfer_color(

@@ -11,7 +11,7 @@ from numbers import Real
 import cv2
 import numpy as np
 
-from dfl_vfx.errors import DflError
+from dfl_vfx.schema import SettingError
 
 SHARPEN_MODES = ("none", "box", "gaussian")
 REFERENCE_RESOLUTION = 256
@@ -20,9 +20,9 @@ DEGRADE_MIN_SCALE = 0.1
 """Relative size of the intermediate image of :func:`degrade_bicubic` at power 100 (linear from 1.0 at power 0)."""
 
 
-def _check_range(option: str, value: float, low: float, high: float) -> float:
+def _check_range(setting: str, value: float, low: float, high: float) -> float:
     if not (isinstance(value, Real) and math.isfinite(value) and low <= value <= high):
-        raise DflError(f"{option} must be in {low:g}..{high:g}, got {value!r}")
+        raise SettingError(setting, value, f"must be in {low:g}..{high:g}")
     return float(value)
 
 
@@ -48,10 +48,10 @@ def sharpen(face: np.ndarray, mode: str, amount: float, size: int = 3) -> np.nda
     scale, -100 is the blurred face itself. Borders reflect (OpenCV's BORDER_REFLECT_101).
     """
     if mode not in SHARPEN_MODES:
-        raise DflError(f"unknown --sharpen-mode {mode!r}: use one of {', '.join(SHARPEN_MODES)}")
-    amount = _check_range("--sharpen-amount", amount, -100, 100)
+        raise SettingError("sharpen_mode", mode, f"unknown; use one of {', '.join(SHARPEN_MODES)}")
+    amount = _check_range("sharpen_amount", amount, -100, 100)
     if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
-        raise DflError(f"--sharpen-size must be a whole number of pixels >= 1, got {size!r}")
+        raise SettingError("sharpen_size", size, "must be a whole number of pixels >= 1")
     face = _as_face(face)
     if mode == "none" or amount == 0:
         return face.copy()
@@ -97,7 +97,7 @@ def motion_blur(
     (:func:`motion_blur_kernel`). Face borders replicate, the mask reads 0 outside the square. ``power`` 0 or no
     motion returns copies.
     """
-    power = _check_range("--motion-blur-power", power, 0, 100)
+    power = _check_range("motion_blur", power, 0, 100)
     face = _as_face(face)
     mask = np.asarray(mask, dtype=np.float32)
     if mask.shape != face.shape[:2]:
@@ -115,7 +115,7 @@ def degrade_bicubic(face: np.ndarray, power: float) -> np.ndarray:
 
     ``power`` 0 is a copy; 100 goes through a tenth of the resolution.
     """
-    power = _check_range("--bicubic-degrade-power", power, 0, 100)
+    power = _check_range("bicubic_degrade_power", power, 0, 100)
     face = _as_face(face)
     if power == 0:
         return face.copy()
@@ -131,7 +131,7 @@ def face_scale_matrix(matrix: np.ndarray, size: int, scale_percent: float) -> np
     bigger in the plate, about the aligned centre ``(size / 2, size / 2)`` (the middle of the square the crop maps
     to ``(0, 0)..(size, size)``), whose plate point stays put. Returns a new float64 2x3 matrix.
     """
-    scale_percent = _check_range("--output-face-scale", scale_percent, -50, 50)
+    scale_percent = _check_range("face_scale", scale_percent, -50, 50)
     matrix = np.asarray(matrix, dtype=np.float64)
     if matrix.shape != (2, 3) or size <= 0:
         raise ValueError(f"need a 2x3 matrix and a positive size, got {matrix.shape} and {size}")

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from dfl_vfx.errors import DflError
+from dfl_vfx.schema import SettingError
 
 MASK_NAMES = ("full", "hull", "learned-prd", "learned-dst")
 XSEG_NAMES = ("xseg-prd", "xseg-dst")
@@ -29,8 +29,6 @@ DFL_MASK_MODES = {
     "5": "learned-prd+learned-dst",
 }
 DEFAULT_MASK_MODE = "learned-prd*learned-dst"
-ERODE_RANGE = (-400, 400)
-BLUR_RANGE = (0, 400)
 MASK_PROCESSING_SCALE = 4  # DeepFaceLab processes masks in aligned space at 4x the model resolution
 
 
@@ -41,11 +39,11 @@ def parse_mask_mode(mode: str) -> list[list[str]]:
     for term in terms:
         for name in term:
             if name in XSEG_NAMES:
-                raise DflError(f"--mask-mode {mode}: XSeg masks need a trained XSeg model, which this version "
-                               f"cannot load yet; use {', '.join(MASK_NAMES)}")
+                raise SettingError("mask_mode", mode, "XSeg masks need a trained XSeg model, which this version "
+                                   f"cannot load yet; use {', '.join(MASK_NAMES)}")
             if name not in MASK_NAMES:
-                raise DflError(f"--mask-mode {mode}: unknown mask {name!r}; combine {', '.join(MASK_NAMES)} with * "
-                               f"and + (e.g. {DEFAULT_MASK_MODE}) or use DeepFaceLab's 0..5")
+                raise SettingError("mask_mode", mode, f"unknown mask {name!r}; combine {', '.join(MASK_NAMES)} "
+                                   f"with * and + (e.g. {DEFAULT_MASK_MODE}) or use DeepFaceLab's 0..5")
     return terms
 
 
@@ -75,15 +73,6 @@ def combine_masks(mode: str, masks: dict[str, Any]) -> Any:
             product = value if product is None else product * value
         total = product if total is None else total + product
     return total.clip(0.0, 1.0)
-
-
-def check_erode_blur(erode: float, blur: float) -> None:
-    """Range checks with the option names in the message."""
-    if not ERODE_RANGE[0] <= erode <= ERODE_RANGE[1]:
-        raise DflError(f"--erode {erode} is out of range; use {ERODE_RANGE[0]}..{ERODE_RANGE[1]} "
-                       "(positive shrinks the mask, negative grows it)")
-    if not BLUR_RANGE[0] <= blur <= BLUR_RANGE[1]:
-        raise DflError(f"--blur {blur} is out of range; use {BLUR_RANGE[0]}..{BLUR_RANGE[1]}")
 
 
 def face_scale(matrix: np.ndarray) -> float:

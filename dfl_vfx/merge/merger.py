@@ -21,18 +21,16 @@ import numpy as np
 
 from dfl_vfx.color.ocio import ALPHA_EPSILON, WorkingSpace, unpremultiply
 from dfl_vfx.color.torch_color import TorchWorkingSpace
-from dfl_vfx.errors import DflError
 from dfl_vfx.face.align import aligned_quad, get_transform_mat, transform_points, warp_to_aligned
 from dfl_vfx.face.face_type import FaceType
 from dfl_vfx.face.masks import hull_mask
 from dfl_vfx.merge import ops
-from dfl_vfx.merge.color_transfer import check_color_transfer_mode, transfer_color
+from dfl_vfx.merge.color_transfer import transfer_color
 from dfl_vfx.merge.color_transfer_torch import TORCH_TRANSFER_MODES
 from dfl_vfx.merge.color_transfer_torch import transfer_color as transfer_color_torch
 from dfl_vfx.merge.face_filters import face_scale_matrix, motion_blur, sharpen
 from dfl_vfx.merge.masks import (
     DEFAULT_MASK_MODE,
-    check_erode_blur,
     clip_to_predicted_area,
     combine_masks,
     mask_names,
@@ -62,20 +60,11 @@ class MergeSettings:
     seed: int = 0
 
     def validate(self) -> None:
-        """Clear one-line errors naming the option."""
-        mask_names(self.mask_mode)
-        check_erode_blur(self.erode, self.blur)
-        check_color_transfer_mode(self.color_transfer)
-        if not -50 <= self.face_scale <= 50:
-            raise DflError(f"--face-scale {self.face_scale} is out of range; use -50..50 (percent)")
-        if self.interpolation not in ops.INTERPOLATIONS:
-            raise DflError(f"--interpolation {self.interpolation}: unknown; use {', '.join(ops.INTERPOLATIONS)}")
-        if self.sharpen_mode not in SHARPEN_MODES:
-            raise DflError(f"--sharpen-mode {self.sharpen_mode}: unknown; use {', '.join(SHARPEN_MODES)}")
-        if not -100 <= self.sharpen_amount <= 100:
-            raise DflError(f"--sharpen-amount {self.sharpen_amount} is out of range; use -100..100")
-        if not 0 <= self.motion_blur <= 100:
-            raise DflError(f"--motion-blur {self.motion_blur} is out of range; use 0..100")
+        """Every knob checked by its declaration in :mod:`dfl_vfx.schema` (errors name the setting)."""
+        from dfl_vfx.schema import validate_setting
+
+        for name in asdict(self):
+            validate_setting(name, getattr(self, name))
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -25,12 +25,11 @@ from dfl_vfx.color.torch_color import TorchWorkingSpace
 from dfl_vfx.errors import DflError
 from dfl_vfx.face.face_type import FaceType
 from dfl_vfx.io.image import Image, interleave_channels
-from dfl_vfx.merge.merger import LAYERS, FaceMerger, FacePlan, MergeLayers, MergeSettings, PastedFace
+from dfl_vfx.merge.merger import FaceMerger, FacePlan, MergeLayers, MergeSettings, PastedFace
 
 if TYPE_CHECKING:
     from dfl_vfx.runtime import SwapRuntime
 
-MERGE_BACKENDS = ("auto", "native", "reference", "cuda")
 SWAP_ATTRIBUTE = "dfl_vfx:swap"
 FACES_ATTRIBUTE = "dfl_vfx:faces"
 
@@ -52,14 +51,13 @@ class SwapSettings:
     threads: int = 0
 
     def validate(self) -> None:
+        """Every setting checked by its declaration in :mod:`dfl_vfx.schema` (errors name the setting)."""
+        from dfl_vfx.schema import validate_setting
+
         self.merge.validate()
-        unknown = [layer for layer in self.layers if layer not in LAYERS]
-        if unknown:
-            raise DflError(f"--layers {','.join(self.layers)}: unknown layer {unknown[0]!r}; use {','.join(LAYERS)}")
-        if self.batch < 1:
-            raise DflError(f"--batch {self.batch} must be 1 or more")
-        if self.merge_backend not in MERGE_BACKENDS:
-            raise DflError(f"--merge-backend {self.merge_backend}: unknown; use {', '.join(MERGE_BACKENDS)}")
+        for name in ("layers", "backend", "device", "batch", "face_type", "merge_backend", "colorspace",
+                     "ocio_config"):
+            validate_setting(name, getattr(self, name))
 
 
 @dataclass
@@ -132,17 +130,50 @@ def _runtime_is_reentrant(runtime: SwapRuntime) -> bool:
     return not getattr(runtime, "cuda_graphs", False)
 
 
-class SwapEngine:
-    """A loaded model plus merge settings; :meth:`swap_image` is thread-safe."""
+class ModelCaches:
+    """What every settings view over one loaded model shares (thread-safe): the lock that serialises a runtime
+    that serves one call at a time, and the colour conversions keyed by what they depend on, so a host scrubbing a
+    merge setting builds no new OCIO processors."""
 
-    def __init__(self, settings: SwapSettings, runtime: SwapRuntime | None = None) -> None:
-        """Load the model (or reuse ``runtime``, already loaded for ``settings.model``)."""
+    def __init__(self, runtime: SwapRuntime) -> None:
+        self.infer_lock: threading.Lock | contextlib.nullcontext = (
+            contextlib.nullcontext() if _runtime_is_reentrant(runtime) else threading.Lock())
+        self._lock = threading.Lock()
+        self._spaces: dict[tuple[str, str, str | None], WorkingSpace] = {}
+        self._torch_spaces: dict[tuple[str, str, str | None], TorchWorkingSpace] = {}
+
+    def working_space(self, plate_space: str, model_space: str, ocio_config: str | None) -> WorkingSpace:
+        key = (plate_space, model_space, ocio_config)
+        with self._lock:
+            if key not in self._spaces:
+                self._spaces[key] = WorkingSpace(plate_space, model_space, ocio_config)
+            return self._spaces[key]
+
+    def torch_space(self, plate_space: str, model_space: str, ocio_config: str | None) -> TorchWorkingSpace:
+        key = (plate_space, model_space, ocio_config)
+        with self._lock:
+            if key not in self._torch_spaces:
+                self._torch_spaces[key] = TorchWorkingSpace.from_ocio(plate_space, model_space, ocio_config)
+            return self._torch_spaces[key]
+
+
+class SwapEngine:
+    """A loaded model plus merge settings; :meth:`swap_image` is thread-safe.
+
+    An engine made with another engine's ``runtime`` and ``caches`` is a light view with other merge, layer or
+    colour settings over the same loaded model: what `dfl-vfx serve` makes per request.
+    """
+
+    def __init__(self, settings: SwapSettings, runtime: SwapRuntime | None = None,
+                 caches: ModelCaches | None = None) -> None:
+        """Load the model (or reuse ``runtime``, already loaded for ``settings.model``, and its ``caches``)."""
         from dfl_vfx.runtime import load_runtime
 
         settings.validate()
         self.settings = settings
         self.runtime = runtime or load_runtime(settings.model, backend=settings.backend, device=settings.device,
                                                max_batch=settings.batch, threads=settings.threads)
+        self.caches = caches if caches is not None and runtime is not None else ModelCaches(self.runtime)
         info = self.runtime.info
         model_type = info.face_type
         if settings.face_type and model_type and FaceType.parse(settings.face_type).cli_name != \
@@ -160,9 +191,9 @@ class SwapEngine:
         self.merge_backend = self._merge_backend(settings.merge_backend, self.runtime.device)
         self._mergers: dict[str, FaceMerger] = {}
         self._lock = threading.Lock()
-        # frames in flight share the runtime: serialise the calls of a runtime that cannot serve two at once
-        self._infer_lock: threading.Lock | contextlib.nullcontext = (
-            contextlib.nullcontext() if _runtime_is_reentrant(self.runtime) else threading.Lock())
+        # frames in flight (and every view of this model) share the runtime: serialise the calls of a runtime
+        # that cannot serve two at once
+        self._infer_lock = self.caches.infer_lock
         self.settings_hash = settings.merge.digest(info.sha256, sorted(settings.layers), self.face_type.cli_name,
                                                    self.model_space, settings.colorspace)
 
@@ -188,10 +219,10 @@ class SwapEngine:
     def merger_for(self, plate_space: str) -> FaceMerger:
         with self._lock:
             if plate_space not in self._mergers:
-                space = WorkingSpace(plate_space, self.model_space, self.settings.ocio_config)
+                space = self.caches.working_space(plate_space, self.model_space, self.settings.ocio_config)
                 torch_space = None
                 if self.merge_backend == "cuda":
-                    torch_space = TorchWorkingSpace.from_ocio(plate_space, self.model_space, self.settings.ocio_config)
+                    torch_space = self.caches.torch_space(plate_space, self.model_space, self.settings.ocio_config)
                 device = self.runtime.device if self.runtime.device.startswith("cuda") else "cuda:0"
                 self._mergers[plate_space] = FaceMerger(self.settings.merge, space, self.resolution, self.face_type,
                                                         backend=self.merge_backend, threads=self.settings.threads,

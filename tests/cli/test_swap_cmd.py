@@ -110,3 +110,23 @@ def test_sigterm_mid_shot_leaves_whole_frames_and_the_rerun_finishes(small_shot,
     assert resumed["status"] == "complete"
     assert resumed["frames"]["skipped"] == summary["frames"]["done"]
     assert len(resumed["frames"]["done"]) == 12 - len(written)
+
+
+def test_bad_settings_name_the_option_before_any_work(small_shot, swap_model, tmp_path: Path, capsys) -> None:
+    """The schema checks every merge/model/output value; the CLI words its error with the option's flag."""
+    plate = str(small_shot / "plate" / "plate.####.exr")
+    cases = [
+        (["--face-scale", "60"], "--face-scale 60: out of range; use -50..50 (percent)"),
+        (["--erode", "wide"], "--erode wide: must be a number"),
+        (["--color-transfer", "nope"], "--color-transfer nope: unknown; use none, rct"),
+        (["--layers", "rgba,depth"], "--layers rgba,depth: unknown 'depth'"),
+        (["--batch", "0"], "--batch 0: out of range; use 1..1024"),
+        (["--mask-mode", "hull*nose"], "--mask-mode hull*nose: unknown mask 'nose'"),
+    ]
+    for extra, expected in cases:
+        code = main(["swap", plate, "--model", str(swap_model[1]), "--out", str(tmp_path / "o"), *extra])
+        err = capsys.readouterr().err.strip()
+        assert code == 2, extra
+        assert err.startswith(f"dfl-vfx swap: error: {expected}"), err
+        assert "\n" not in err
+    assert not (tmp_path / "o").exists()

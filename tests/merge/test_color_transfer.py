@@ -227,7 +227,7 @@ def test_none_returns_an_equal_copy(target, source):
 def test_unknown_mode_names_the_option_and_the_valid_modes(target, source):
     with pytest.raises(DflError) as error:
         transfer_color("reinhard", target, source)
-    assert str(error.value) == f"--color-transfer reinhard: unknown; use one of {', '.join(COLOR_TRANSFER_MODES)}"
+    assert str(error.value) == f"color_transfer reinhard: unknown; use one of {', '.join(COLOR_TRANSFER_MODES)}"
     listed = str(error.value).partition("use one of ")[2].split(", ")
     assert sorted(listed) == sorted(COLOR_TRANSFER_MODES) and len(set(listed)) == len(listed)
 

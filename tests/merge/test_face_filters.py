@@ -73,10 +73,10 @@ def test_sharpen_uses_the_bigger_kernel_on_a_bigger_face(face):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(mode="unsharp", amount=10, size=3), "--sharpen-mode"),
-        (dict(mode="box", amount=101, size=3), "--sharpen-amount must be in -100..100"),
-        (dict(mode="box", amount=float("nan"), size=3), "--sharpen-amount"),
-        (dict(mode="box", amount=10, size=0), "--sharpen-size"),
+        (dict(mode="unsharp", amount=10, size=3), "sharpen_mode unsharp: unknown"),
+        (dict(mode="box", amount=101, size=3), "sharpen_amount 101: must be in -100..100"),
+        (dict(mode="box", amount=float("nan"), size=3), "sharpen_amount nan"),
+        (dict(mode="box", amount=10, size=0), "sharpen_size 0: must be a whole number"),
     ],
 )
 def test_sharpen_rejects_bad_options(face, kwargs, message):
@@ -143,7 +143,7 @@ def test_motion_blur_mask_reads_zero_outside_the_square():
 
 def test_motion_blur_rejects_bad_power():
     face, mask = _dot()
-    with pytest.raises(DflError, match="--motion-blur-power must be in 0..100"):
+    with pytest.raises(DflError, match="motion_blur 150: must be in 0..100"):
         motion_blur(face, mask, (1.0, 0.0), 150)
 
 
@@ -158,7 +158,7 @@ def test_degrade_bicubic_removes_more_detail_with_more_power(face):
     out = degrade_bicubic(face, 60)
     assert out.shape == face.shape and out.dtype == np.float32
     np.testing.assert_allclose(out.mean(axis=(0, 1)), face.mean(axis=(0, 1)), atol=5e-3)
-    with pytest.raises(DflError, match="--bicubic-degrade-power"):
+    with pytest.raises(DflError, match="bicubic_degrade_power -1: must be in 0..100"):
         degrade_bicubic(face, -1)
 
 
@@ -186,5 +186,5 @@ def test_face_scale_keeps_the_centre_and_scales_plate_distances(percent):
 
 
 def test_face_scale_rejects_out_of_range_percent():
-    with pytest.raises(DflError, match="--output-face-scale must be in -50..50"):
+    with pytest.raises(DflError, match="face_scale 60: must be in -50..50"):
         face_scale_matrix(np.eye(2, 3), 256, 60)

@@ -30,7 +30,7 @@ def test_products_sums_and_dfl_numbers() -> None:
 
 
 def test_unknown_and_xseg_masks_are_clear_errors() -> None:
-    with pytest.raises(DflError, match="--mask-mode hull\\*eyes: unknown mask 'eyes'"):
+    with pytest.raises(DflError, match="mask_mode hull\\*eyes: unknown mask 'eyes'"):
         parse_mask_mode("hull*eyes")
     with pytest.raises(DflError, match="XSeg"):
         parse_mask_mode("xseg-prd")

@@ -88,7 +88,7 @@ def test_inputs_that_disagree_are_refused(small_shot, facesets, swap_model, tmp_
     bad.write_bytes(np.random.default_rng(0).bytes(4000))
     with pytest.raises(DflError, match="broken.onnx"):
         swap_shot(plate, str(tmp_path / "o"), _settings(bad), progress=False)
-    with pytest.raises(DflError, match="--erode"):
+    with pytest.raises(DflError, match="^erode 900: out of range"):
         swap_shot(plate, str(tmp_path / "o"), _settings(swap_model[1], erode=900), progress=False)
 
 
