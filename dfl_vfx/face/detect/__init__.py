@@ -5,11 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from dfl_vfx.errors import DflError
-from dfl_vfx.face.detect.base import BackendOption, DetectedFace, FaceBackend, find_faces
+from dfl_vfx.face.detect.base import (
+    AUTO,
+    BackendOption,
+    DetectedFace,
+    FaceBackend,
+    auto_min_face,
+    detection_plan,
+    find_faces,
+)
 from dfl_vfx.face.detect.dlib_backend import DlibBackend
 from dfl_vfx.face.detect.onnx_backend import OnnxBackend
 
 __all__ = [
+    "AUTO",
     "BACKENDS",
     "BackendOption",
     "DetectedFace",
@@ -17,7 +26,9 @@ __all__ = [
     "FaceBackend",
     "OnnxBackend",
     "backend_help",
+    "auto_min_face",
     "create_backend",
+    "detection_plan",
     "find_faces",
 ]
 

@@ -27,6 +27,7 @@ Sessions are created on first use with the providers named by `providers` (CPU b
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -110,6 +111,8 @@ class OnnxBackend(FaceBackend):
                                      ("unit", "byte")),
         "crop_factor": BackendOption(FAN_CROP_FACTOR, "landmark crop side = crop_factor * (w + h) of the rect"),
         "threads": BackendOption(0, "onnxruntime intra-op threads (0 = onnxruntime's default)"),
+        "smallest_face": BackendOption(32.0, "smallest face, in detector input pixels, the model finds reliably "
+                                       "(--detect-size auto scales the detection copy by it)"),
         "providers": BackendOption("cpu", "execution providers", tuple(PROVIDERS)),
     }
 
@@ -124,9 +127,21 @@ class OnnxBackend(FaceBackend):
             raise DflError(f"onnx backend: option 'threads' must be 0 or more, got {self.config['threads']}")
         if self.config["crop_factor"] <= 0:
             raise DflError(f"onnx backend: option 'crop_factor' must be positive, got {self.config['crop_factor']}")
+        if self.config["smallest_face"] <= 0:
+            raise DflError(
+                f"onnx backend: option 'smallest_face' must be positive, got {self.config['smallest_face']}"
+            )
         self._sessions: dict = {}
+        self._sessions_lock = threading.Lock()  # sessions are made once; InferenceSession.run is thread-safe
+
+    def min_detectable(self) -> float:
+        return float(self.config["smallest_face"])
 
     def _session(self, key: str):
+        with self._sessions_lock:
+            return self._load_session(key)
+
+    def _load_session(self, key: str):
         if key not in self._sessions:
             import onnxruntime as ort
 
