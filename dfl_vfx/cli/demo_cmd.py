@@ -12,9 +12,12 @@ import numpy as np
 from dfl_vfx.cli.demo_shot_cmd import add_shot_arguments, config_from
 from dfl_vfx.color.ocio import SRGB_SPACE
 from dfl_vfx.demo.shot import build_demo_shot
+from dfl_vfx.errors import DflError
 from dfl_vfx.extract.contact_sheet import contact_sheet
 from dfl_vfx.extract.pipeline import ExtractOptions, default_jobs, extract
 from dfl_vfx.faceset import Faceset
+from dfl_vfx.io.atomic import remove_stale_temps
+from dfl_vfx.io.outputs import check_output_dir
 from trainer.config import parse_duration
 
 
@@ -44,12 +47,14 @@ def _built_with(shot_file: Path) -> dict | None:
 
 def run(args: argparse.Namespace) -> int:
     out: Path = args.out
+    check_output_dir(out, "--out")
+    remove_stale_temps(out, recursive=True)  # what a killed demo left; the temps of live writers stay
     shot_file = out / "demo_shot.json"
     cfg = config_from(args)
     if _built_with(shot_file) == asdict(cfg):
         print(f"demo shot: reusing {out} (same settings; delete it to rebuild)")
     else:
-        build_demo_shot(out, cfg)
+        build_demo_shot(out, cfg)  # progress: a bar on a terminal, log lines in a redirected log
     dst = extract(
         str(out / "plate" / "plate.####.exr"), str(out / "dst_faces"),
         ExtractOptions(face_type="wf", size=512, smooth=5, select="largest", jobs=args.jobs, debug_dir=None),
@@ -61,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     for summary in (dst, src):
         for line in summary.lines():
             print(line)
+        if summary.faces_kept == 0:
+            raise DflError(f"demo: {summary.plate}: {summary.nothing_extracted()}")
     for name in ("dst_faces", "src_faces"):
         sheet = contact_sheet(Faceset.open(out / name), out / f"{name}_contact_sheet.png")
         print(f"contact sheet: {sheet}")

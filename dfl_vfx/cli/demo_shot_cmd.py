@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 
 from dfl_vfx.demo.shot import DemoShotConfig, build_demo_shot
+from dfl_vfx.io.atomic import remove_stale_temps
+from dfl_vfx.io.outputs import check_output_dir
 
 
 def add_shot_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,6 +41,8 @@ def config_from(args: argparse.Namespace) -> DemoShotConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_dir(args.outdir, "OUTDIR")
+    remove_stale_temps(args.outdir, recursive=True)
     summary = build_demo_shot(args.outdir, config_from(args))
     print(f"plate:  {summary['plate']} frames {summary['plate_frames']} ({summary['plate_colorspace']})")
     print(f"source: {summary['source_photos']} ({summary['source_colorspace']})")

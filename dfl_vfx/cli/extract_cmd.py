@@ -8,8 +8,9 @@ from pathlib import Path
 from dfl_vfx.errors import DflError
 from dfl_vfx.extract.contact_sheet import contact_sheet
 from dfl_vfx.extract.pipeline import ExtractOptions, default_jobs, extract
-from dfl_vfx.face.detect import backend_help
+from dfl_vfx.face.detect import AUTO, backend_help
 from dfl_vfx.faceset import Faceset
+from dfl_vfx.io.outputs import check_output_dir
 
 EPILOG = """\
 examples:
@@ -19,6 +20,14 @@ examples:
 
 face types: h (half_face), mf (midfull_face), f (full_face), wf (whole_face), head
 A rerun of the same command skips frames already extracted (--overwrite redoes them).
+
+small faces: detection runs on a downscaled copy of each frame, and dlib's detector finds faces of about
+72 px or more in that copy. By default (--min-face auto, --detect-size auto) the smallest face looked for is a
+tenth of the frame's shorter side (at least 40 px: 99 px on a 2048x858 scope plate with overscan, 108 px on
+1080 lines) and the copy is scaled so such a face stays findable. For smaller faces give --min-face in plate
+pixels (e.g. --min-face 60: slower, the copy grows); --detect-size N fixes the copy's longest side instead
+(the 640 of earlier versions misses faces under ~150 px on a 2K plate). The summary's "detection:" line says
+what was used.
 """
 
 
@@ -27,6 +36,19 @@ def _key_value(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     key, value = text.split("=", 1)
     return key.strip(), value.strip()
+
+
+def _pixels_or_auto(text: str) -> int:
+    """A positive pixel count, or 'auto' (0)."""
+    if text.strip().lower() == "auto":
+        return AUTO
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of pixels or auto, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of pixels or auto, got {text!r}")
+    return value
 
 
 def _point(text: str) -> tuple[float, float]:
@@ -60,9 +82,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     g.add_argument("--detector", default=d.detector, help=f"detector backend (default {d.detector})")
     g.add_argument("--detector-option", dest="detector_options", action="append", type=_key_value, default=[],
                    metavar="KEY=VALUE", help="backend option, repeatable (e.g. model=cnn, upsample=2)")
-    g.add_argument("--detect-size", type=int, default=d.detect_size,
-                   help=f"longest side of the downscaled copy used for detection (default {d.detect_size})")
-    g.add_argument("--min-face", type=int, default=d.min_face, help="drop faces smaller than this, in plate pixels")
+    g.add_argument("--min-face", type=_pixels_or_auto, default=d.min_face, metavar="PX|auto",
+                   help="smallest face to find, in plate pixels; smaller ones are dropped (default auto: a tenth "
+                        "of the frame's shorter side, at least 40)")
+    g.add_argument("--detect-size", type=_pixels_or_auto, default=d.detect_size, metavar="PX|auto",
+                   help="longest side of the downscaled copy detection runs on (default auto: as small as still "
+                        "finds a --min-face face; a fixed size like 640 misses faces under ~3.4x its scale)")
     g = p.add_argument_group("which faces")
     g.add_argument("--select", default=d.select, choices=("all", "largest", "nearest", "identity"),
                    help="keep all faces, the largest, the nearest to --point, or those matching --reference")
@@ -80,7 +105,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     g.add_argument("--debug", dest="debug_dir", help="write frames with landmarks and crop outlines to this folder")
     g.add_argument("--contact-sheet", help="contact sheet PNG (default: FACESET_contact_sheet.png beside it)")
     g.add_argument("--overwrite", action="store_true", help="redo frames already extracted")
-    g.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bars")
+    g.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                   help="no progress reports (a bar on a terminal, log lines otherwise)")
     p.set_defaults(run=run)
 
 
@@ -96,15 +122,17 @@ def options_from(args: argparse.Namespace) -> ExtractOptions:
 
 
 def run(args: argparse.Namespace) -> int:
+    default_sheet = args.out.parent / f"{args.out.name}_contact_sheet.png"  # beside the faceset, not inside it
+    sheet_path = Path(args.contact_sheet) if args.contact_sheet else default_sheet
+    check_output_dir(args.out, "--out")
+    check_output_dir(sheet_path.parent, "--contact-sheet")
     summary = extract(args.plate, str(args.out), options_from(args), frames=args.frames)
     for line in summary.lines():
         print(line)
     faceset = Faceset.open(args.out)
     if len(faceset):
-        default = args.out.parent / f"{args.out.name}_contact_sheet.png"  # beside the faceset, not inside it
-        sheet = contact_sheet(faceset, args.contact_sheet or default,
-                              ocio_config=args.ocio_config)
+        sheet = contact_sheet(faceset, sheet_path, ocio_config=args.ocio_config)
         print(f"contact sheet: {sheet}")
     if summary.faces_kept == 0:
-        raise DflError(f"{args.plate}: no faces extracted; see the skipped frames above (try --detect-size 1024)")
+        raise DflError(f"{args.plate}: {summary.nothing_extracted()}")
     return 0

@@ -17,11 +17,11 @@ import matplotlib.cbook
 import matplotlib.image
 import numpy as np
 import skimage.data
-from tqdm import tqdm
 
 from dfl_vfx.color.ocio import SRGB_SPACE, ColorTransform
 from dfl_vfx.io.atomic import write_text_atomic
 from dfl_vfx.io.image import Image, Window, write_image
+from dfl_vfx.progress import progress_bar
 
 CARD_ROWS = 330  # rows of the astronaut photo used as the actor card
 
@@ -150,8 +150,34 @@ def source_photo(index: int, cfg: DemoShotConfig, base: np.ndarray) -> np.ndarra
     return (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def build_demo_shot(outdir: Path, cfg: DemoShotConfig | None = None, progress: bool = True) -> dict[str, object]:
-    """Write ``plate/plate.####.exr`` and ``src/src.####.png`` under ``outdir``; returns a summary dict."""
+def write_plate_frame(path: Path, pixels: np.ndarray, frame: int, width: int, height: int, overscan: int,
+                      fps: int) -> None:
+    """One RGBA half-EXR plate frame in ACEScg whose data window reaches ``overscan`` pixels past the display."""
+    image = Image(
+        pixels=pixels,
+        channels=["R", "G", "B", "A"],
+        data_window=Window(-overscan, -overscan, width + 2 * overscan, height + 2 * overscan),
+        display_window=Window(0, 0, width, height),
+        channel_formats=["half"] * 4,
+        metadata={
+            "oiio:ColorSpace": "ACEScg",
+            "compression": "zip",
+            "smpte:TimeCode": _timecode(frame, fps),
+            "FramesPerSecond": (fps, 1),
+            "cameraFocalLength": 50.0,
+            "Software": "dfl_vfx demo-shot",
+        },
+        metadata_types={"smpte:TimeCode": "timecode", "FramesPerSecond": "rational2i"},
+    )
+    write_image(path, image)
+
+
+def build_demo_shot(outdir: Path, cfg: DemoShotConfig | None = None,
+                    progress: bool | None = None) -> dict[str, object]:
+    """Write ``plate/plate.####.exr`` and ``src/src.####.png`` under ``outdir``; returns a summary dict.
+
+    ``progress``: None or True report progress (a bar on a terminal, log lines otherwise), False nothing.
+    """
     cfg = cfg or DemoShotConfig()
     outdir = Path(outdir)
     to_linear = ColorTransform(SRGB_SPACE, "ACEScg")
@@ -161,28 +187,13 @@ def build_demo_shot(outdir: Path, cfg: DemoShotConfig | None = None, progress: b
     background = _background(oh, ow, rng)
     plate_dir, src_dir = outdir / "plate", outdir / "src"
     frames = list(range(cfg.first_frame, cfg.first_frame + cfg.frames))
-    for i, frame in enumerate(tqdm(frames, desc="demo plate", unit="frame", disable=not progress)):
-        path = plate_dir / f"plate.{frame:04d}.exr"
+    for i, frame in enumerate(progress_bar(frames, desc="demo plate", unit="frame", enabled=progress)):
         pixels = render_plate_frame(i, cfg, card, matte, background)
-        image = Image(
-            pixels=pixels,
-            channels=["R", "G", "B", "A"],
-            data_window=Window(-cfg.overscan, -cfg.overscan, ow, oh),
-            display_window=Window(0, 0, cfg.width, cfg.height),
-            channel_formats=["half"] * 4,
-            metadata={
-                "oiio:ColorSpace": "ACEScg",
-                "compression": "zip",
-                "smpte:TimeCode": _timecode(frame, cfg.fps),
-                "FramesPerSecond": (cfg.fps, 1),
-                "cameraFocalLength": 50.0,
-                "Software": "dfl_vfx demo-shot",
-            },
-            metadata_types={"smpte:TimeCode": "timecode", "FramesPerSecond": "rational2i"},
-        )
-        write_image(path, image)
+        write_plate_frame(plate_dir / f"plate.{frame:04d}.exr", pixels, frame, cfg.width, cfg.height, cfg.overscan,
+                          cfg.fps)
     base = grace_hopper_srgb()
-    for i in tqdm(range(cfg.source_photos), desc="demo source photos", unit="photo", disable=not progress):
+    photos = range(cfg.source_photos)
+    for i in progress_bar(photos, desc="demo source photos", unit="photo", enabled=progress):
         photo = source_photo(i, cfg, base)
         write_image(src_dir / f"src.{i + 1:04d}.png", Image.from_array(photo / 255.0, fmt="uint8"))
     summary = {

@@ -3,7 +3,9 @@
 Two passes over the shot:
 
 1. **Detect** (parallel over frames): read the frame, detect faces on a downscaled sRGB working copy, fit 68
-   landmarks on full-resolution crops, filter the faces (largest, nearest to a point, or by identity).
+   landmarks on full-resolution crops, filter the faces (largest, nearest to a point, or by identity). By default
+   the copy is as small as still shows a ``--min-face`` face (a tenth of the frame's shorter side) at the
+   detector's smallest size; see `dfl_vfx.face.detect.base.detection_plan`.
 2. **Align** (parallel over frames), after faces are linked into tracks and their landmarks smoothed over time:
    warp each face with DeepFaceLab's alignment in scene-linear light, convert it to the working space and write
    it to the faceset with its metadata.
@@ -20,6 +22,7 @@ import json
 import logging
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -28,7 +31,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from dfl_vfx import __version__
 from dfl_vfx.color.ocio import (
@@ -40,9 +42,10 @@ from dfl_vfx.color.ocio import (
     unpremultiply,
 )
 from dfl_vfx.errors import DflError
+from dfl_vfx.extract.parent_watch import exit_with_parent
 from dfl_vfx.face.align import aligned_quad, get_transform_mat, transform_points, warp_to_aligned
 from dfl_vfx.face.detect import DetectedFace, create_backend
-from dfl_vfx.face.detect.base import FaceBackend, detect_candidates
+from dfl_vfx.face.detect.base import AUTO, FaceBackend, detection_plan, plan_candidates, resolve_min_face
 from dfl_vfx.face.draw import draw_landmarks, draw_quad
 from dfl_vfx.face.face_type import FaceType
 from dfl_vfx.face.identity import FaceEmbedder
@@ -51,9 +54,11 @@ from dfl_vfx.face.selection import FaceFilter
 from dfl_vfx.face.smoothing import smooth_landmark_track
 from dfl_vfx.face.tracking import link_tracks
 from dfl_vfx.faceset import FaceMetadata, Faceset
-from dfl_vfx.io.atomic import atomic_path, write_text_atomic
-from dfl_vfx.io.image import Image, read_image, rgba_channels, set_threads
+from dfl_vfx.io.atomic import atomic_path, remove_stale_temps, write_text_atomic
+from dfl_vfx.io.image import Image, read_header, read_image, rgba_channels, set_threads
+from dfl_vfx.io.outputs import check_output_dir
 from dfl_vfx.io.sequence import FrameSequence, open_sequence
+from dfl_vfx.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +75,8 @@ class ExtractOptions:
     size: int = 512
     detector: str = "dlib"
     detector_options: dict[str, str] = field(default_factory=dict)
-    detect_size: int = 640
-    min_face: int = 40
+    detect_size: int = AUTO  # longest side of the detection copy; AUTO (0): derived from min_face
+    min_face: int = AUTO  # smallest face to find, in plate pixels; AUTO (0): a tenth of the shorter side, >= 40
     select: str = "all"
     max_faces: int = 0
     point: tuple[float, float] | None = None
@@ -84,7 +89,15 @@ class ExtractOptions:
     jobs: int = 1
     debug_dir: str | None = None
     overwrite: bool = False
-    progress: bool | None = None  # None: a bar when stderr is a terminal
+    progress: bool | None = None  # None: a bar when stderr is a terminal, log lines otherwise; False: nothing
+
+    def enough_faces(self) -> int:
+        """How many faces a frame needs for the selection to be decided by the largest (0: every face counts)."""
+        if self.select == "largest":
+            return self.max_faces or 1
+        if self.select == "all":
+            return self.max_faces
+        return 0
 
     def detection_key(self) -> dict[str, object]:
         """The options that change detections: a cached pass 1 is reused only when these match."""
@@ -127,6 +140,7 @@ class ExtractSummary:
     skipped: list[dict[str, object]] = field(default_factory=list)  # {frame, reason}
     warnings: list[str] = field(default_factory=list)
     resumed_frames: int = 0  # frames whose faces were already in the faceset (not rewritten)
+    detection: str = ""  # how the first frame was searched (copy size, smallest face)
     seconds: float = 0.0
     frames_per_second: float = 0.0
 
@@ -136,6 +150,8 @@ class ExtractSummary:
             f"extracted {self.faces_written} face(s) from {self.frames} frame(s) into {self.faceset} "
             f"in {self.seconds:.1f} s ({self.frames_per_second:.2f} frames/s), {self.tracks} track(s)",
         ]
+        if self.detection:
+            out.append(f"  {self.detection}")
         if self.resumed_frames:
             out.append(f"  {self.resumed_frames} frame(s) already extracted were kept (use --overwrite to redo)")
         if self.frames_without_face:
@@ -144,6 +160,16 @@ class ExtractSummary:
             out.append(f"  skipped frame {item['frame']}: {item['reason']}")
         out.extend(f"  warning: {w}" for w in self.warnings)
         return out
+
+    def nothing_extracted(self) -> str:
+        """Why no face was kept, and what to do: one line for the error an empty extraction ends with."""
+        unreadable = [item for item in self.skipped if "file missing" not in str(item["reason"])]
+        if not self.frames_without_face and self.skipped:
+            example = (unreadable or self.skipped)[0]
+            return (f"no faces extracted: none of the {len(self.skipped)} frame(s) could be used "
+                    f"(frame {example['frame']}: {example['reason']})")
+        return (f"no faces extracted: no face found in {len(self.frames_without_face)} frame(s); if the faces are "
+                "smaller than --min-face (see the detection line above), give a smaller --min-face")
 
 
 def _ranges(frames: list[int]) -> str:
@@ -177,17 +203,14 @@ class _Worker:
         return self.spaces[plate_space]
 
 
-_WORKER: _Worker | None = None
+# The worker state of the running extraction. Thread-local: two extractions may run in threads of one process
+# (jobs=1 runs in the caller's thread), each with its own backend and options.
+_LOCAL = threading.local()
 
 
-def _init_worker(options: ExtractOptions, reference: np.ndarray | None, faceset_root: str, threads: int) -> None:
-    """Per-process set-up; ``threads`` > 0 caps OpenCV and OpenImageIO threads when processes share the cores."""
-    global _WORKER
-    if threads:
-        cv2.setNumThreads(threads)
-        set_threads(threads)
+def _new_worker(options: ExtractOptions, reference: np.ndarray | None, faceset_root: str) -> _Worker:
     embedder = FaceEmbedder() if options.select == "identity" else None
-    _WORKER = _Worker(
+    return _Worker(
         options=options,
         backend=create_backend(options.detector, **options.detector_options),
         face_filter=FaceFilter(options.select, options.max_faces, options.point, options.identity_threshold),
@@ -195,6 +218,22 @@ def _init_worker(options: ExtractOptions, reference: np.ndarray | None, faceset_
         embedder=embedder,
         faceset_root=faceset_root,
     )
+
+
+def _current_worker() -> _Worker:
+    worker = getattr(_LOCAL, "worker", None)
+    assert worker is not None, "extraction worker used before set-up"
+    return worker
+
+
+def _init_pool_worker(options: ExtractOptions, reference: np.ndarray | None, faceset_root: str, threads: int,
+                      parent_pid: int) -> None:
+    """Set-up of a pool process: die with the parent, cap OpenCV and OpenImageIO threads, make the worker state."""
+    exit_with_parent(parent_pid)
+    if threads:
+        cv2.setNumThreads(threads)
+        set_threads(threads)
+    _LOCAL.worker = _new_worker(options, reference, faceset_root)
 
 
 def _read_plate(
@@ -220,15 +259,15 @@ def _read_plate(
 
 
 def _detect_frame(frame: int, path: str) -> FrameFaces:
-    worker = _WORKER
-    assert worker is not None
+    worker = _current_worker()
     opts = worker.options
     result = FrameFaces(frame=frame)
     try:
         image, rgb, _ = _read_plate(Path(path), frame, result.warnings, with_alpha=False)
         space = worker.space(plate_colorspace(opts.colorspace, image.metadata, load_config(opts.ocio_config)))
         result.plate_colorspace = space.plate_space
-        faces = find_plate_faces(rgb, space.display_uint8, worker.backend, opts.detect_size, opts.min_face)
+        faces = find_plate_faces(rgb, space.display_uint8, worker.backend, opts.detect_size, opts.min_face,
+                                 opts.enough_faces())
         embeddings = None
         if worker.embedder is not None and faces:
             embeddings = np.stack([_embed(worker.embedder, rgb, space, f) for f in faces])
@@ -262,19 +301,21 @@ def find_plate_faces(
     rgb: np.ndarray,
     to_display: Callable[[np.ndarray], np.ndarray],
     backend: FaceBackend,
-    detect_size: int = 640,
-    min_face: int = 40,
+    detect_size: int = AUTO,
+    min_face: int = AUTO,
+    enough: int = 0,
 ) -> list[DetectedFace]:
-    """Faces of a scene-linear plate: detection on a downscaled display copy, landmarks on full-res crops.
+    """Faces of a scene-linear plate: detection on downscaled display copies, landmarks on full-res crops.
 
-    Only the small copy and the crops around each face go through the display transform, never the whole
-    frame. Coordinates are array pixels of ``rgb``.
+    ``detect_size`` and ``min_face`` of ``AUTO`` (0) are derived from the frame and the backend (see
+    `dfl_vfx.face.detect.base.detection_plan`); ``enough`` > 0 says only that many of the largest faces are
+    wanted, which lets a coarse copy answer for frames with big faces. Only the small copies and the crops
+    around each face go through the display transform, never the whole frame. Coordinates are array pixels of
+    ``rgb``.
     """
     h, w = rgb.shape[:2]
-    factor = min(1.0, detect_size / max(h, w))
-    small = rgb if factor == 1.0 else cv2.resize(rgb, (round(w * factor), round(h * factor)), cv2.INTER_AREA)
     faces = []
-    for rect, score in detect_candidates(to_display(small), (h, w), backend, min_face):
+    for rect, score in plan_candidates(rgb, to_display, backend, detect_size, min_face, enough):
         x0, y0, x1, y1 = _crop_box(rect, (h, w), LANDMARK_MARGIN)
         crop = to_display(rgb[y0:y1, x0:x1])
         local = (rect[0] - x0, rect[1] - y0, rect[2] - x0, rect[3] - y0)
@@ -328,8 +369,7 @@ def _face_rows(jobs: list[_FaceJob], size: int, face_type: FaceType) -> tuple[in
 
 
 def _align_frame(frame: int, path: str, plate_space: str, jobs: list[_FaceJob]) -> tuple[int, int, list[str]]:
-    worker = _WORKER
-    assert worker is not None
+    worker = _current_worker()
     opts = worker.options
     face_type = FaceType.parse(opts.face_type)
     faceset = Faceset.open(worker.faceset_root)
@@ -399,42 +439,42 @@ def _write_debug_frame(target: Path, rgb: np.ndarray, origin: tuple[int, int], s
 
 
 class _Runner:
-    """Runs per-frame work in this process (jobs=1) or in one spawn pool shared by both passes."""
+    """Runs per-frame work in this thread (jobs=1) or in one spawn pool shared by both passes.
+
+    Pool workers exit when this process dies (`exit_with_parent`), even when it is killed with SIGKILL.
+    """
 
     def __init__(self, options: ExtractOptions, init_args: tuple) -> None:
         self.options = options
         self.init_args = init_args
         self.pool: ProcessPoolExecutor | None = None
-        self.local_ready = False
+        self.local: _Worker | None = None
 
     def map(self, fn: Callable, items: list[tuple], desc: str) -> Iterator:
-        """Yield ``fn(*item)`` for each item, in order, with a progress bar."""
-        bar = dict(desc=desc, total=len(items), unit="frame", disable=_progress_disabled(self.options))
+        """Yield ``fn(*item)`` for each item, in order, reporting progress (a bar on a terminal, else log lines)."""
         if not items:
             return
+        enabled = self.options.progress
         if self.options.jobs <= 1 or len(items) <= 1:
-            if not self.local_ready:
-                _init_worker(*self.init_args, 0)
-                self.local_ready = True
-            for item in tqdm(items, **bar):
+            if self.local is None:
+                self.local = _new_worker(*self.init_args)
+            for item in progress_bar(items, desc=desc, unit="frame", enabled=enabled):
+                _LOCAL.worker = self.local  # this thread may have run another extraction in between
                 yield fn(*item)
             return
         if self.pool is None:
             threads = max(1, (os.cpu_count() or 1) // self.options.jobs)
             self.pool = ProcessPoolExecutor(
                 self.options.jobs, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker, initargs=(*self.init_args, threads),
+                initializer=_init_pool_worker, initargs=(*self.init_args, threads, os.getpid()),
             )
-        yield from tqdm(self.pool.map(fn, *zip(*items, strict=True), chunksize=1), **bar)
+        results = self.pool.map(fn, *zip(*items, strict=True), chunksize=1)
+        yield from progress_bar(results, total=len(items), desc=desc, unit="frame", enabled=enabled)
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
             self.pool = None
-
-
-def _progress_disabled(options: ExtractOptions) -> bool | None:
-    return None if options.progress is None else not options.progress
 
 
 def _load_alignments(path: Path, key: dict[str, object]) -> dict[int, FrameFaces]:
@@ -475,9 +515,10 @@ def _reference_embeddings(paths: Iterable[str], options: ExtractOptions) -> np.n
         image = read_image(p)
         space = WorkingSpace(plate_colorspace(options.colorspace, image.metadata), WORKING_SPACE, options.ocio_config)
         rgb = np.nan_to_num(image.rgb())
-        faces = find_plate_faces(rgb, space.display_uint8, backend, options.detect_size, options.min_face)
+        faces = find_plate_faces(rgb, space.display_uint8, backend, options.detect_size, options.min_face, 1)
         if not faces:
-            raise DflError(f"--reference {p}: no face found; give a clear photo of the person to keep")
+            raise DflError(f"--reference {p}: no face found; give a clear photo of the person to keep "
+                           "(or a smaller --min-face)")
         rows.append(_embed(embedder, rgb, space, faces[0]))
     return np.stack(rows)
 
@@ -492,6 +533,10 @@ def _validate(options: ExtractOptions) -> FaceType:
         raise DflError(f"--format {options.encoding!r} is unknown; use png16 or exr")
     if options.jobs < 1:
         raise DflError(f"--jobs {options.jobs} must be 1 or more")
+    if options.detect_size < 0:
+        raise DflError(f"--detect-size {options.detect_size} must be a number of pixels, or auto")
+    if options.min_face < 0:
+        raise DflError(f"--min-face {options.min_face} must be a face size in pixels, or auto")
     if options.smooth < 0:
         raise DflError(f"--smooth {options.smooth} must be 0 (off) or a window in frames")
     if options.colorspace:
@@ -554,7 +599,13 @@ def extract(plate: str, faceset_dir: str, options: ExtractOptions, frames: str |
     """Extract aligned faces of ``plate`` (a sequence spec) into the faceset at ``faceset_dir``."""
     start = time.perf_counter()
     face_type = _validate(options)
+    check_output_dir(faceset_dir, "--out")
+    if options.debug_dir:
+        check_output_dir(options.debug_dir, "--debug")
     sequence: FrameSequence = open_sequence(plate, frames)
+    for folder in (faceset_dir, options.debug_dir):
+        if folder:
+            remove_stale_temps(folder)  # what a killed run left; the temps of live writers stay
     faceset = Faceset.create(
         faceset_dir, face_type=face_type.cli_name, size=options.size, colorspace=WORKING_SPACE,
         encoding=options.encoding,
@@ -563,6 +614,8 @@ def extract(plate: str, faceset_dir: str, options: ExtractOptions, frames: str |
     missing = set(sequence.missing())
     summary.skipped.extend({"frame": f, "reason": f"file missing: {sequence.path(f)}"} for f in sorted(missing))
     present = [f for f in sequence.frames if f not in missing]
+    if present:
+        summary.detection = describe_detection(sequence.path(present[0]), options)
     reference = _reference_embeddings(options.reference, options)
     init_args = (options, reference, str(faceset_dir))
 
@@ -614,6 +667,27 @@ def _detect_and_align(runner: _Runner, todo: list[tuple], detected: dict[int, Fr
     for _frame, written, warnings in runner.map(_align_frame, work, "align"):
         summary.faces_written += written
         summary.warnings.extend(warnings)
+
+
+def describe_detection(path: Path, options: ExtractOptions) -> str:
+    """How a frame like ``path`` is searched: the smallest face and the detection copy's size, for the summary."""
+    try:
+        window = read_header(path).data_window
+    except DflError:
+        return ""  # the frame's own error is reported with the skipped frames
+    shape = (window.height, window.width)
+    backend = create_backend(options.detector, **options.detector_options)
+    plan = detection_plan(shape, backend, options.detect_size, options.min_face, options.enough_faces())
+    sizes = [f"{max(1, round(shape[1] * f))}x{max(1, round(shape[0] * f))}" for f, _ in plan]
+    where = f"a {sizes[-1]} copy"
+    if len(sizes) > 1:
+        where = f"a {sizes[0]} copy, then {where} when that holds under {options.enough_faces()} face(s)"
+    settings = ", ".join(
+        f"{name} {'auto' if value == AUTO else value}"
+        for name, value in (("--min-face", options.min_face), ("--detect-size", options.detect_size))
+    )
+    smallest = resolve_min_face(options.min_face, shape)
+    return f"detection: faces from {smallest} px, searched on {where} of {shape[1]}x{shape[0]} ({settings})"
 
 
 def default_jobs() -> int:

@@ -1,5 +1,7 @@
 """The demo shot: format, overscan, colour, motion, lighting change, highlights, grain, determinism."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -64,3 +66,24 @@ def test_build_writes_a_summary(tmp_path: Path) -> None:
                               progress=False)
     assert summary["plate_frames"] == "1001-1001"
     assert (tmp_path / "demo_shot.json").is_file()
+
+
+def test_demo_shot_progress_in_a_log_is_lines_not_bars(tmp_path: Path) -> None:
+    exe = Path(sys.executable).parent / "dfl-vfx"
+    result = subprocess.run([str(exe), "demo-shot", str(tmp_path), "--frames", "2", "--source-photos", "1"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stderr  # stderr is a pipe here, as in `make demo > log 2>&1`
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("demo plate: 2/2 frames (100%)") for line in lines), result.stderr
+    assert any(line.startswith("demo source photos: 1/1 photo (100%)") for line in lines), result.stderr
+
+
+def test_demo_shot_into_a_file_is_a_one_line_error(tmp_path: Path) -> None:
+    target = tmp_path / "shot"
+    target.write_text("a file")
+    exe = Path(sys.executable).parent / "dfl-vfx"
+    result = subprocess.run([str(exe), "demo-shot", str(target)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"dfl-vfx demo-shot: error: OUTDIR {target} is a file, not a folder; give a folder path (or move the file away)"
+    ]

@@ -219,3 +219,27 @@ def test_interrupted_detection_keeps_its_work_for_the_rerun(small_shot: Path, tm
     summary = extract(str(small_shot / PLATE), str(tmp_path / "dst"), _opts(), frames="1001-1006")
     assert calls == [1004, 1005, 1006]  # frames 1001-1003 came from the cache
     assert summary.faces_written == 6
+
+
+def test_two_extractions_in_threads_of_one_process_keep_their_own_options(small_shot: Path, tmp_path: Path) -> None:
+    # jobs=1 runs in the caller's thread; each extraction must use its own options and detector state.
+    import threading
+
+    results: dict[int, object] = {}
+
+    def run(size: int) -> None:
+        try:
+            results[size] = extract(str(small_shot / PLATE), str(tmp_path / f"s{size}"), _opts(size=size),
+                                    frames="1001-1006")
+        except Exception as exc:  # reported below
+            results[size] = exc
+
+    threads = [threading.Thread(target=run, args=(size,)) for size in (64, 96)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for size in (64, 96):
+        assert not isinstance(results[size], Exception), results[size]
+        records = Faceset.open(tmp_path / f"s{size}").records()
+        assert len(records) == 6 and {r.meta.size for r in records} == {size}
