@@ -50,17 +50,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from dfl_vfx.errors import DflError
-    from dfl_vfx.eval.shot import evaluate_shot
+    from dfl_vfx import api
     from dfl_vfx.io.atomic import write_text_atomic
 
-    if not args.src_faceset.is_dir():
-        raise DflError(f"--src-faceset {args.src_faceset}: no such folder; give the src faceset the model trained on")
-    report = evaluate_shot(
-        args.swapped, str(args.src_faceset), model=None if args.model is None else str(args.model),
-        plate=args.plate, frames=args.frames, max_faces=args.max_faces, colorspace=args.colorspace,
-        progress=False if args.no_progress else None,
-    )
+    report = api.evaluate(args.swapped, args.src_faceset, model=args.model, plate=args.plate, frames=args.frames,
+                          max_faces=args.max_faces, colorspace=args.colorspace,
+                          progress=False if args.no_progress else None)
     print("\n".join(report.lines()))
     if args.json is not None:
         write_text_atomic(args.json, json.dumps(report.to_dict(), indent=2) + "\n")

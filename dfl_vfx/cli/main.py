@@ -118,5 +118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def trainer_main(argv: Sequence[str] | None = None) -> int:
+    """The standalone `trainer` command and `python -m trainer`: `trainer ARGS` == `dfl-vfx train ARGS`."""
+    return main(["train", *(sys.argv[1:] if argv is None else argv)])
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -61,16 +61,16 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> SwapSettings:
     """The swap settings the options give; the schema checks every value (its errors name the option)."""
-    from dfl_vfx.swap.settings import swap_settings
+    from dfl_vfx import api
 
-    return swap_settings(args.model, {name: getattr(args, name) for name in SWAP_SETTINGS})
+    return api.swap_settings(args.model, {name: getattr(args, name) for name in SWAP_SETTINGS})
 
 
 def run(args: argparse.Namespace) -> int:
-    from dfl_vfx.swap.pipeline import swap_shot
+    from dfl_vfx import api
 
     settings = settings_from_args(args)
-    summary = swap_shot(args.plate, str(args.out), settings, frames=args.frames, faceset=args.faceset,
+    summary = api.swap_shot(args.plate, str(args.out), settings, frames=args.frames, faceset=args.faceset,
                         jobs=args.jobs, overwrite=args.overwrite, compression=args.compression,
                         progress=args.progress)
     for line in summary.lines():

@@ -98,17 +98,16 @@ def spelled_from(args: argparse.Namespace) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dfl_vfx import api
     from dfl_vfx.io.outputs import check_output_dir
-    from trainer.config import load_config
     from trainer.distributed import relaunch_with_torchrun
-    from trainer.loop import train
 
-    cfg = load_config(args.config, overrides_from(args), spelled_from(args))
+    cfg = api.train_config(args.config, overrides_from(args), spelled_from(args))
     if cfg.model_dir:  # before any work (the trainer checks again, for the library and torchrun ranks)
         check_output_dir(cfg.model_dir, "--model-dir")
     if args.gpus > 1:
         return relaunch_with_torchrun(args.gpus)
-    result = train(cfg, progress=args.progress)
+    result = api.train(cfg, progress=args.progress)
     print(f"stopped ({result.stop_reason}) at iteration {result.iteration}: {result.iterations_this_run} "
           f"iterations in {result.seconds:.1f} s ({result.iterations_per_second:.2f} it/s); "
           f"model in {cfg.model_dir}")

@@ -48,18 +48,19 @@ from dfl_vfx.color.torch_curves import (
 )
 from dfl_vfx.errors import DflError
 from dfl_vfx.io.atomic import atomic_path
+from dfl_vfx.models.contract import (
+    BATCH_AXIS_NAME,
+    DFM_INPUT,
+    DFM_OUTPUTS,
+    INPUT_SPACES,
+    KIND_DFM,
+    KIND_SWAP,
+    SWAP_INPUT,
+    SWAP_OUTPUTS,
+    WORKING_COLOR_SPACE,
+)
 
-KIND_SWAP = "dfl_vfx.swap"
-KIND_DFM = "dfl_vfx.swap.dfm"
-WORKING_COLOR_SPACE = "ACEScct"
-INPUT_SPACES = ("srgb", "working")
-
-SWAP_INPUT = "face"
-SWAP_OUTPUTS = ("rgb", "mask_src", "mask_dst")
-DFM_INPUT = "in_face:0"
-DFM_OUTPUTS = ("out_face_mask:0", "out_celeb_face:0", "out_celeb_face_mask:0")
 DFM_OPSET = 12
-BATCH_AXIS_NAME = "batch"
 
 class SwapModelConfig(Protocol):
     """The parts of a model configuration the exporter reads."""

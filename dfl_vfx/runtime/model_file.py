@@ -19,7 +19,8 @@ from pathlib import Path
 import onnx
 
 from dfl_vfx.errors import DflError
-from dfl_vfx.export.onnx_export import (
+from dfl_vfx.face.face_type import FaceType
+from dfl_vfx.models.contract import (
     DFM_INPUT,
     KIND_DFM,
     KIND_SWAP,
@@ -27,7 +28,6 @@ from dfl_vfx.export.onnx_export import (
     SWAP_OUTPUTS,
     WORKING_COLOR_SPACE,
 )
-from dfl_vfx.face.face_type import FaceType
 
 KIND_EXTERNAL_DFM = "dfm"
 KIND_CHECKPOINT = "checkpoint"
