@@ -1,35 +1,96 @@
-"""Fixtures shared across test folders: a small demo shot built once per session, a read-only folder."""
+"""The suite's options and fixtures: the `gpu` marker and `--device`, a small demo shot built once per session,
+a read-only folder.
+
+GPU tests carry ``@pytest.mark.gpu`` (optionally naming what else they need: ``"cuda_build"``, ``"tensorrt"``,
+``"ort_cuda"``); they skip, naming the hardware, where it is missing, and ``pytest -m gpu`` runs just them. Tests
+taking the ``device`` fixture run on the devices ``--device cpu|cuda|all`` chooses (default all: CUDA where present).
+The engine is imported inside the fixtures, so this file loads on a GPU machine that lacks the image libraries.
+"""
 
 import contextlib
 import ctypes
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
-from dfl_vfx.color.ocio import SRGB_SPACE
-from dfl_vfx.demo.shot import DemoShotConfig, build_demo_shot
-from dfl_vfx.export.onnx_export import ExportMetadata, export_onnx
-from dfl_vfx.extract.pipeline import ExtractOptions, extract
-from dfl_vfx.models.checkpoint import save_checkpoint
-from dfl_vfx.models.config import ModelConfig
-from dfl_vfx.models.saehd import SAEHD
+SMALL_SHOT = dict(frames=12, width=640, height=360, overscan=24, source_photos=4, seed=3)
+GPU_NEEDS = ("cuda_build", "tensorrt", "ort_cuda")
 
-SMALL_SHOT = DemoShotConfig(frames=12, width=640, height=360, overscan=24, source_photos=4, seed=3)
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--device", choices=("cpu", "cuda", "all"), default="all",
+                     help="devices for tests taking the `device` fixture (default all: CPU, and CUDA where present)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "gpu(*needs): needs an NVIDIA GPU; needs may add 'cuda_build' (dfl_vfx's CUDA kernels), "
+        "'tensorrt' or 'ort_cuda' (onnxruntime-gpu). Skipped, naming the hardware, where missing.")
+
+
+def gpu_missing(needs: tuple[str, ...]) -> str | None:
+    """Why a GPU test cannot run here (None: it can)."""
+    unknown = [need for need in needs if need not in GPU_NEEDS]
+    if unknown:
+        raise ValueError(f"unknown gpu need {unknown[0]!r}; use {', '.join(GPU_NEEDS)}")
+    if not torch.cuda.is_available():
+        return "needs an NVIDIA GPU (CUDA driver)"
+    if "cuda_build" in needs:
+        from dfl_vfx import native
+
+        if not native.cuda_compiled():
+            return "needs the CUDA build of dfl_vfx (nvcc when it was installed)"
+        if not native.cuda_available():
+            return "needs an NVIDIA GPU that dfl_vfx's CUDA kernels support"
+    if "tensorrt" in needs:
+        from dfl_vfx.runtime.tensorrt_backend import tensorrt_available
+
+        if not tensorrt_available():
+            return "needs TensorRT on the GPU machine (it cannot be installed on the CPU CI machines)"
+    if "ort_cuda" in needs:
+        import onnxruntime
+
+        if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+            return "needs onnxruntime-gpu (the CUDA execution provider)"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        marker = item.get_closest_marker("gpu")
+        if marker is not None:
+            reason = gpu_missing(tuple(marker.args))
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``device``: the CPU always, CUDA where chosen by --device (skipped, naming the GPU, where there is none)."""
+    if "device" in metafunc.fixturenames:
+        chosen = metafunc.config.getoption("--device")
+        devices = ("cpu", "cuda") if chosen == "all" else (chosen,)
+        metafunc.parametrize("device", [pytest.param(d, marks=[pytest.mark.gpu] if d == "cuda" else [])
+                                        for d in devices])
 
 
 @pytest.fixture(scope="session")
-def small_shot_config() -> DemoShotConfig:
-    """The configuration the ``small_shot`` fixture was built with."""
-    return SMALL_SHOT
+def small_shot_config() -> Any:
+    """The configuration (a DemoShotConfig) the ``small_shot`` fixture was built with."""
+    from dfl_vfx.demo.shot import DemoShotConfig
+
+    return DemoShotConfig(**SMALL_SHOT)
 
 
 @pytest.fixture(scope="session")
-def small_shot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def small_shot(tmp_path_factory: pytest.TempPathFactory, small_shot_config: Any) -> Path:
     """A 12-frame 640x360 demo shot (plate/plate.####.exr, src/src.####.png); do not modify it."""
+    from dfl_vfx.demo.shot import build_demo_shot
+
     root = tmp_path_factory.mktemp("shot")
-    build_demo_shot(root, SMALL_SHOT, progress=False)
+    build_demo_shot(root, small_shot_config, progress=False)
     return root
 
 
@@ -40,6 +101,9 @@ TINY_MODEL = {"archi": "df-ud", "resolution": 64, "face_type": "f", "ae_dims": 3
 @pytest.fixture(scope="session")
 def facesets(small_shot: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(src, dst) full-face facesets at 64 px."""
+    from dfl_vfx.color.ocio import SRGB_SPACE
+    from dfl_vfx.extract.pipeline import ExtractOptions, extract
+
     root = tmp_path_factory.mktemp("train_facesets")
     common = dict(face_type="f", size=64, select="largest", jobs=1, progress=False)
     extract(str(small_shot / "plate" / "plate.####.exr"), str(root / "dst"), ExtractOptions(**common))
@@ -60,6 +124,11 @@ SWAP_MODEL = {"archi": "df-ud", "resolution": 64, "face_type": "f", "ae_dims": 3
 @pytest.fixture(scope="session")
 def swap_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(model folder, exported .onnx) of a seeded, untrained full-face 64 px df-ud model."""
+    from dfl_vfx.export.onnx_export import ExportMetadata, export_onnx
+    from dfl_vfx.models.checkpoint import save_checkpoint
+    from dfl_vfx.models.config import ModelConfig
+    from dfl_vfx.models.saehd import SAEHD
+
     root = tmp_path_factory.mktemp("swap_model")
     torch.manual_seed(0)
     model = SAEHD(ModelConfig.from_dict(SWAP_MODEL)).eval()
@@ -79,19 +148,6 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("cpu"),
-        pytest.param(
-            "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU with CUDA")
-        ),
-    ]
-)
-def device(request: pytest.FixtureRequest) -> str:
-    """Run a test on every device: the CPU always, CUDA where a GPU is present."""
-    return request.param
 
 
 @pytest.fixture(params=[torch.float32, torch.float64], ids=["float32", "float64"])

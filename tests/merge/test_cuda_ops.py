@@ -23,10 +23,7 @@ from dfl_vfx.errors import DflError
 from dfl_vfx.merge import cuda_ops, reference
 
 GPU_READY = native.cuda_available() and torch.cuda.is_available()
-gpu = pytest.mark.skipif(
-    not GPU_READY,
-    reason="needs an NVIDIA GPU (CUDA driver)" if native.cuda_compiled() else "needs the CUDA build of dfl_vfx (nvcc)",
-)
+gpu = pytest.mark.gpu("cuda_build")
 STUB = Path(native.__file__).with_name("_native_cuda.pyi")
 
 

@@ -108,10 +108,7 @@ def test_model_folder_is_refused(models) -> None:
         OnnxRuntimeBackend(inspect_model(models.folder))
 
 
-@pytest.mark.skipif(
-    not torch.cuda.is_available() or "CUDAExecutionProvider" not in ort.get_available_providers(),
-    reason="needs an NVIDIA GPU and onnxruntime-gpu (the CPU CI machines have neither)",
-)
+@pytest.mark.gpu("ort_cuda")
 def test_cuda_io_binding_matches_cpu(models, faces: np.ndarray) -> None:
     for path in (models.onnx, models.dfm_working):
         expected = _backend(path).predict(faces)

@@ -16,10 +16,7 @@ from dfl_vfx.runtime.tensorrt_backend import (
 )
 
 SHA = "1A2B3C4D" + "e" * 56
-needs_trt = pytest.mark.skipif(
-    not (tensorrt_available() and torch.cuda.is_available()),
-    reason="needs TensorRT and an NVIDIA GPU (TensorRT cannot be installed on the CPU CI machines)",
-)
+needs_trt = pytest.mark.gpu("tensorrt")
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from dfl_vfx.errors import DflError
 from dfl_vfx.runtime.model_file import inspect_model
 from dfl_vfx.runtime.torch_backend import TorchBackend
 
-needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU with CUDA (CUDA graphs)")
+needs_gpu = pytest.mark.gpu
 
 
 def test_equals_model_swap_across_batches(models, faces: np.ndarray) -> None:

@@ -152,8 +152,7 @@ def test_the_cuda_merge_without_a_gpu_is_a_clear_error(make_echo) -> None:
         SwapEngine(SwapSettings(model="echo.onnx", merge_backend="cuda"), runtime=make_echo(64))
 
 
-@pytest.mark.skipif(not __import__("dfl_vfx.native", fromlist=["x"]).cuda_available(),
-                    reason="needs an NVIDIA GPU (CUDA driver) and the CUDA build of dfl_vfx")
+@pytest.mark.gpu("cuda_build")
 def test_cuda_merge_matches_the_cpu_merge(small_shot, plans, make_echo) -> None:
     outputs = {}
     for backend in ("native", "cuda"):
@@ -211,8 +210,7 @@ def test_channels_in_any_order_and_extra_channels_pass_through(small_shot, plans
         assert np.array_equal(_channel(out, c).view(np.uint16), _channel(expected, c).view(np.uint16))
 
 
-@pytest.mark.skipif(not __import__("dfl_vfx.native", fromlist=["x"]).cuda_available(),
-                    reason="needs an NVIDIA GPU (CUDA driver) and the CUDA build of dfl_vfx")
+@pytest.mark.gpu("cuda_build")
 def test_gpu_resident_swap_matches_the_host_swap(small_shot, plans, swap_model) -> None:
     outputs = {}
     for device, merge_backend in (("cpu", "native"), ("cuda:0", "cuda")):
