@@ -130,3 +130,12 @@ def test_bad_settings_name_the_option_before_any_work(small_shot, swap_model, tm
         assert err.startswith(f"dfl-vfx swap: error: {expected}"), err
         assert "\n" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_an_unwritable_out_is_one_line_before_any_work(small_shot, swap_model, read_only_dir: Path, capsys) -> None:
+    plate = str(small_shot / "plate" / "plate.####.exr")
+    code = main(["swap", plate, "--model", str(swap_model[1]), "--out", str(read_only_dir / "swap")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "Traceback" not in err
+    assert err == (f"dfl-vfx swap: error: --out {read_only_dir / 'swap'}: cannot write in {read_only_dir} "
+                   "(Permission denied); choose a folder you can write to or fix its permissions")
