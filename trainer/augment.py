@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dfl_vfx.errors import DflError
+from dfl_vfx.merge.color_transfer_torch import rct_batch
 
 WARP_CELL_DIVISORS = (2, 4, 8)
 WARP_NODE_SIGMA = 0.24
@@ -212,30 +213,16 @@ def random_hsv(images: Tensor, power: float, generator: torch.Generator) -> Tens
     return kornia.color.hsv_to_rgb(torch.cat((hue, sat, val), dim=1)).clamp(0.0, 1.0).to(images.dtype)
 
 
-def _lab_mean_std(lab: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
-    weight = torch.ones_like(lab[:, :1]) if mask is None else mask.to(lab.dtype)
-    total = weight.sum(dim=(2, 3), keepdim=True).clamp_min(STD_EPS)
-    mean = (lab * weight).sum(dim=(2, 3), keepdim=True) / total
-    var = (((lab - mean) ** 2) * weight).sum(dim=(2, 3), keepdim=True) / total
-    return mean, var.sqrt()
-
-
 def rct_transfer(
     src: Tensor, dst: Tensor, src_mask: Tensor | None = None, dst_mask: Tensor | None = None
 ) -> Tensor:
-    """Reinhard colour transfer: give ``src`` the per-channel LAB mean and std of ``dst`` (both (N, 3, H, W)).
+    """``ct_mode=rct``: give each ``src`` face (N, 3, H, W) the masked mean and std of its ``dst`` face.
 
-    Statistics are taken inside the (N, 1, H, W) masks when given (weighted by them), the whole src image is
-    recoloured and returned in RGB, clamped to [0, 1]. LAB is kornia's (sRGB-encoded input, D65), as DFL uses
-    OpenCV's on [0, 1] images.
+    The merger's ``rct`` itself (:func:`dfl_vfx.merge.color_transfer_torch.rct_batch`: mean/std along the opponent
+    axes of the working space, statistics weighted by the (N, 1, H, W) masks), so "rct" means one thing in training
+    and in the merge; the result is clamped to [0, 1] like every training sample.
     """
-    work_dtype = torch.float64 if src.dtype == torch.float64 else torch.float32
-    src_lab = kornia.color.rgb_to_lab(src.to(work_dtype).clamp(0.0, 1.0))
-    dst_lab = kornia.color.rgb_to_lab(dst.to(work_dtype).clamp(0.0, 1.0))
-    src_mean, src_std = _lab_mean_std(src_lab, src_mask)
-    dst_mean, dst_std = _lab_mean_std(dst_lab, dst_mask)
-    lab = (src_lab - src_mean) * (dst_std / src_std.clamp_min(STD_EPS)) + dst_mean
-    return kornia.color.lab_to_rgb(lab, clip=True).clamp(0.0, 1.0).to(src.dtype)
+    return rct_batch(src, dst, src_mask, dst_mask).clamp(0.0, 1.0)
 
 
 def blur_out_mask(images: Tensor, masks: Tensor, resolution: int) -> Tensor:
