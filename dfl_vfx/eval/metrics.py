@@ -16,6 +16,7 @@ from skimage.metrics import structural_similarity
 
 from dfl_vfx.face.align import transform_points
 from dfl_vfx.face.pose import estimate_pitch_yaw_roll
+from dfl_vfx.io.sequence import format_frames
 
 NORMALISED_FACE = 256  # landmark distances are reported in pixels of a face aligned at this size
 
@@ -74,16 +75,6 @@ def pose_distance(pred: np.ndarray, ref: np.ndarray, matrix: np.ndarray | None =
     return float(np.degrees(np.abs(angles_pred - angles_ref)).mean())
 
 
-def _frame_ranges(frames: list[int]) -> str:
-    parts: list[list[int]] = []
-    for frame in sorted(frames):
-        if parts and frame == parts[-1][1] + 1:
-            parts[-1][1] = frame
-        else:
-            parts.append([frame, frame])
-    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in parts)
-
-
 @dataclass
 class EvalReport:
     """The metrics of one evaluated shot; a metric that could not be measured is None."""
@@ -101,7 +92,7 @@ class EvalReport:
 
     def lines(self) -> list[str]:
         """One line per metric: name, arrow (as in the paper's table), value and what it means."""
-        missed = f"; no face re-detected in {len(self.missed)} frame(s): {_frame_ranges(self.missed)}" if self.missed \
+        missed = f"; no face re-detected in {len(self.missed)} frame(s): {format_frames(self.missed)}" if self.missed \
             else ""
         rows = [
             ("SSIM src reconstruction", "↑", self.ssim_src, 3,

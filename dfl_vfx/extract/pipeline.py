@@ -57,7 +57,7 @@ from dfl_vfx.faceset import FaceMetadata, Faceset
 from dfl_vfx.io.atomic import atomic_path, remove_stale_temps, write_text_atomic
 from dfl_vfx.io.image import Image, read_header, read_image, rgba_channels, set_threads
 from dfl_vfx.io.outputs import check_output_dir
-from dfl_vfx.io.sequence import FrameSequence, open_sequence
+from dfl_vfx.io.sequence import FrameSequence, format_frames, open_sequence
 from dfl_vfx.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,8 @@ class ExtractSummary:
         if self.resumed_frames:
             out.append(f"  {self.resumed_frames} frame(s) already extracted were kept (use --overwrite to redo)")
         if self.frames_without_face:
-            out.append(f"  no face in {len(self.frames_without_face)} frame(s): {_ranges(self.frames_without_face)}")
+            missing = self.frames_without_face
+            out.append(f"  no face in {len(missing)} frame(s): {format_frames(missing)}")
         for item in self.skipped:
             out.append(f"  skipped frame {item['frame']}: {item['reason']}")
         out.extend(f"  warning: {w}" for w in self.warnings)
@@ -170,17 +171,6 @@ class ExtractSummary:
                     f"(frame {example['frame']}: {example['reason']})")
         return (f"no faces extracted: no face found in {len(self.frames_without_face)} frame(s); if the faces are "
                 "smaller than --min-face (see the detection line above), give a smaller --min-face")
-
-
-def _ranges(frames: list[int]) -> str:
-    """Compact frame list: 1001-1004,1010."""
-    parts: list[str] = []
-    for f in sorted(frames):
-        if parts and f == parts[-1][1] + 1:
-            parts[-1] = (parts[-1][0], f)
-        else:
-            parts.append((f, f))
-    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in parts)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -475,6 +465,8 @@ class _Runner:
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
             self.pool = None
+        if self.local is not None and getattr(_LOCAL, "worker", None) is self.local:
+            _LOCAL.worker = None  # let the backend and embedder go with the extraction
 
 
 def _load_alignments(path: Path, key: dict[str, object]) -> dict[int, FrameFaces]:

@@ -52,6 +52,12 @@ def _refuse_descending_ranges(spec: str) -> None:
         )
 
 
+def format_frames(frames: list[int] | tuple[int, ...] | set[int]) -> str:
+    """fileseq's compact spelling of frame numbers, the same syntax ``--frames`` reads: ``1001-1004,1010``,
+    ``1001-1099x2``; empty for no frames."""
+    return str(fileseq.FrameSet(sorted(set(frames))).frange) if frames else ""
+
+
 def parse_frames(spec: str) -> list[int]:
     """Whole frame numbers of a ``--frames`` value, in the order written; a range written high to low
     (``1010-1001``) is a DflError suggesting ``1001-1010``."""

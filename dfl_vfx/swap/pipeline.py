@@ -24,13 +24,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import fileseq
-
 from dfl_vfx.errors import DflError
 from dfl_vfx.io.atomic import remove_stale_temps, write_text_atomic
 from dfl_vfx.io.image import read_header
 from dfl_vfx.io.outputs import check_output_dir
-from dfl_vfx.io.sequence import FrameSequence, open_sequence, output_sequence
+from dfl_vfx.io.sequence import FrameSequence, format_frames, open_sequence, output_sequence
 from dfl_vfx.merge.merger import FacePlan
 from dfl_vfx.progress import progress_bar
 from dfl_vfx.swap.engine import (
@@ -47,11 +45,6 @@ log = logging.getLogger(__name__)
 
 SUMMARY_FILE = "swap_summary.json"  # a whole-sequence run; a --frames chunk: swap_summary.<frames>.json
 RUNNING, INTERRUPTED, COMPLETE = "running", "interrupted", "complete"
-
-
-def frame_range(frames: list[int]) -> str:
-    """fileseq's compact form of frame numbers: ``1001-1050``, ``1001-1099x2``, ``1001,1005,1010-1020``."""
-    return str(fileseq.FrameSet(sorted(set(frames))).frange)
 
 
 def summary_name(chunk: str | None) -> str:
@@ -125,24 +118,13 @@ class SwapSummary:
         if self.skipped:
             out.append(f"  skipped {len(self.skipped)} frame(s) already swapped with these settings")
         if self.no_face:
-            out.append(f"  no face (plate passed through): {_ranges(self.no_face)}")
+            out.append(f"  no face (plate passed through): {format_frames(self.no_face)}")
         for frame, reason in sorted(self.failed.items()):
             out.append(f"  failed frame {frame}: {reason}")
         if self.status == INTERRUPTED:
             left = self.frames_total - len(self.done) - len(self.skipped) - len(self.failed)
             out.append(f"  interrupted with {left} frame(s) left" + (f": {self.error}" if self.error else ""))
         return out
-
-
-def _ranges(frames: list[int]) -> str:
-    frames = sorted(frames)
-    parts, start = [], None
-    for i, f in enumerate(frames):
-        start = f if start is None else start
-        if i + 1 == len(frames) or frames[i + 1] != f + 1:
-            parts.append(str(start) if start == f else f"{start}-{f}")
-            start = None
-    return ",".join(parts)
 
 
 def _already_done(path: Path, settings_hash: str) -> bool:
@@ -211,7 +193,7 @@ def swap_shot(plate: str, out: str, settings: SwapSettings, frames: str | None =
     engine = SwapEngine(settings)
     summary = SwapSummary(plate=sequence.pattern, out=target.pattern, model=engine.model_name,
                           backend=engine.runtime.backend_name, device=engine.runtime.device,
-                          chunk=None if frames is None else frame_range(sequence.frames),
+                          chunk=None if frames is None else format_frames(sequence.frames),
                           frames_total=len(sequence.frames),
                           settings=settings.merge.to_dict() | {"layers": list(settings.layers)})
     finder = None

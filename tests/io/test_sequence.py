@@ -205,3 +205,13 @@ def test_output_sequence_keeps_padding_and_frames(plate, tmp_path):
 
 def test_extensions_constant():
     assert set(IMAGE_EXTENSIONS) == {"exr", "png", "jpg", "jpeg", "tif", "tiff", "dpx"}
+
+
+def test_frame_lists_are_printed_in_the_syntax_frames_reads() -> None:
+    from dfl_vfx.io.sequence import format_frames, parse_frames
+
+    for frames, text in [([1001, 1002, 1003, 1004, 1010], "1001-1004,1010"), ([5], "5"), ([], ""),
+                         (list(range(1001, 1100, 2)), "1001-1099x2"), ([1010, 1001, 1001, 1002], "1001-1002,1010")]:
+        assert format_frames(frames) == text
+        if frames:
+            assert parse_frames(text) == sorted(set(frames))
