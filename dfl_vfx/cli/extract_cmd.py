@@ -21,13 +21,14 @@ examples:
 face types: h (half_face), mf (midfull_face), f (full_face), wf (whole_face), head
 A rerun of the same command skips frames already extracted (--overwrite redoes them).
 
-small faces: detection runs on a downscaled copy of each frame, and dlib's detector finds faces of about
-72 px or more in that copy. By default (--min-face auto, --detect-size auto) the smallest face looked for is a
-tenth of the frame's shorter side (at least 40 px: 99 px on a 2048x858 scope plate with overscan, 108 px on
-1080 lines) and the copy is scaled so such a face stays findable. For smaller faces give --min-face in plate
-pixels (e.g. --min-face 60: slower, the copy grows); --detect-size N fixes the copy's longest side instead
-(the 640 of earlier versions misses faces under ~150 px on a 2K plate). The summary's "detection:" line says
-what was used.
+small faces: detection runs on a downscaled copy of each frame, and dlib's HOG detector finds faces of about
+60-72 px or more in that copy. By default (--min-face auto, --detect-size auto) the smallest face looked for
+is a tenth of the frame's shorter side, at least 40 px (108 px on 1920x1080, 121 px with 64 px of overscan,
+99 px on a 2048x858 scope plate with overscan), and the copy is as small as still shows such a face (never
+under 640 px). Smaller faces: give --min-face in plate pixels (e.g. --min-face 60; the copy grows, detection
+slows). Faster: a larger --min-face, or --select largest (a half-size copy answers when it holds the face).
+--detect-size N fixes the copy's longest side (640 was the old default: it missed faces under ~200 px on 2K
+plates next to bigger ones). The summary's "detection:" line says what a run used.
 """
 
 
@@ -87,7 +88,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
                         "of the frame's shorter side, at least 40)")
     g.add_argument("--detect-size", type=_pixels_or_auto, default=d.detect_size, metavar="PX|auto",
                    help="longest side of the downscaled copy detection runs on (default auto: as small as still "
-                        "finds a --min-face face; a fixed size like 640 misses faces under ~3.4x its scale)")
+                        "shows a --min-face face to the detector, never under 640)")
     g = p.add_argument_group("which faces")
     g.add_argument("--select", default=d.select, choices=("all", "largest", "nearest", "identity"),
                    help="keep all faces, the largest, the nearest to --point, or those matching --reference")

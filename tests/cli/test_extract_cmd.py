@@ -157,3 +157,29 @@ def test_killing_extract_leaves_no_worker_processes(small_shot: Path, tmp_path: 
         for pid in workers:  # only when the test failed: leave nothing running either way
             if _running(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_help_teaches_small_faces(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["extract", "--help"])
+    text = capsys.readouterr().out
+    for needle in ("--min-face PX|auto", "--detect-size PX|auto", "small faces:", "a tenth of the frame's shorter",
+                   "--select largest"):
+        assert needle in text
+
+
+def test_min_face_and_detect_size_from_the_command_line(small_shot: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    args = ["extract", str(small_shot / PLATE), "--frames", "1001-1002", "--size", "64", "--jobs", "1",
+            "--no-progress"]
+    code, out, err = run(capsys, *args, "--out", str(tmp_path / "a"), "--min-face", "300")
+    assert code == 2 and "no face found in 2 frame(s)" in err  # the ~95 px face is under 300
+    assert "detection: faces from 300 px, searched on a 640x380 copy of 688x408 (--min-face 300, --detect-size auto)" \
+        in out
+    code, out, _ = run(capsys, *args, "--out", str(tmp_path / "b"), "--detect-size", "320", "--min-face", "auto")
+    assert code == 0 and "extracted 2 face(s)" in out
+    assert "searched on a 320x190 copy of 688x408 (--min-face auto, --detect-size 320)" in out
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--out", str(tmp_path / "c"), "--min-face", "0"])
+    assert exit_info.value.code == 2 and "expected a positive number of pixels or auto, got '0'" in \
+        capsys.readouterr().err
