@@ -664,6 +664,7 @@ def _detect_and_align(runner: _Runner, todo: list[tuple], detected: dict[int, Fr
 def describe_detection(path: Path, options: ExtractOptions) -> str:
     """How a frame like ``path`` is searched: the smallest face and the detection copy's size, for the summary."""
     try:
+        rgba_channels(path)  # a frame without colour is not searched at all
         window = read_header(path).data_window
     except DflError:
         return ""  # the frame's own error is reported with the skipped frames
