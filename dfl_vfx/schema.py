@@ -25,7 +25,7 @@ SCHEMA_VERSION = 1
 COLOR_TRANSFER_CHOICES = ("none", "rct", "lct", "mkl", "mkl-m", "idt", "idt-m", "sot-m", "mix-m")
 INTERPOLATION_CHOICES = ("bilinear", "bicubic", "lanczos")
 SHARPEN_CHOICES = ("none", "box", "gaussian")
-LAYER_CHOICES = ("rgba", "mask", "face", "raw")
+LAYER_CHOICES = ("rgba", "mask", "face", "raw", "matte")
 BACKEND_CHOICES = ("auto", "onnxruntime", "tensorrt", "torch")
 MERGE_BACKEND_CHOICES = ("auto", "native", "reference", "cuda")
 FACE_TYPE_CHOICES = ("h", "mf", "f", "wf", "head")
@@ -180,6 +180,11 @@ SWAP_SETTINGS: dict[str, Setting] = _declare(
             range=(0, 100)),
     Setting("seed", "int", 0, "Seed", "random seed of the colour transfers that sample (sot-m, mix-m)", "merge",
             range=(0, 2**31 - 1)),
+    Setting("opacity", "float", 1.0, "Opacity", "how much of the face is laid over the plate (the matte times it)",
+            "merge", live=True, range=(0, 1)),
+    Setting("face_exposure", "float", 0.0, "Face exposure",
+            "grade the face before the composite: its plate-space RGB times 2**stops (an exposure change on a "
+            "scene-linear plate)", "merge", live=True, range=(-4, 4), units="stops"),
     # model: which network runs, and where
     Setting("backend", "choice", "auto", "Backend", "runtime: auto picks TensorRT, then ONNX Runtime", "model",
             choices=BACKEND_CHOICES),
@@ -204,7 +209,7 @@ SWAP_SETTINGS: dict[str, Setting] = _declare(
 )
 
 MERGE_SETTING_NAMES = ("mask_mode", "erode", "blur", "color_transfer", "face_scale", "interpolation",
-                       "sharpen_mode", "sharpen_amount", "motion_blur", "seed")
+                       "sharpen_mode", "sharpen_amount", "motion_blur", "seed", "opacity", "face_exposure")
 
 
 def validate_setting(name: str, value: Any) -> Any:

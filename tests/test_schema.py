@@ -41,7 +41,7 @@ def test_cli_prints_the_schema(capsys: pytest.CaptureFixture) -> None:
 def test_declared_defaults_and_choices_are_the_engines() -> None:
     merge = MergeSettings()
     for name in ("mask_mode", "erode", "blur", "color_transfer", "face_scale", "interpolation", "sharpen_mode",
-                 "sharpen_amount", "motion_blur", "seed"):
+                 "sharpen_amount", "motion_blur", "seed", "opacity", "face_exposure"):
         assert SWAP_SETTINGS[name].default == getattr(merge, name), name
     assert set(COLOR_TRANSFER_CHOICES) == {"none", *COLOR_TRANSFER_MODES}
     assert SWAP_SETTINGS["interpolation"].choices == tuple(ops.INTERPOLATIONS)
@@ -50,7 +50,7 @@ def test_declared_defaults_and_choices_are_the_engines() -> None:
 
 
 def test_live_settings_are_the_ones_a_host_redoes() -> None:
-    assert sorted(name for name, s in SWAP_SETTINGS.items() if s.live) == ["blur", "erode"]
+    assert sorted(name for name, s in SWAP_SETTINGS.items() if s.live) == ["blur", "erode", "face_exposure", "opacity"]
 
 
 @pytest.mark.parametrize(("name", "value", "expected"), [

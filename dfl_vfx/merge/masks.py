@@ -5,8 +5,10 @@ A mask mode is a sum of products of mask names, e.g. ``learned-prd*learned-dst``
 are reserved for the segmentation models that come later.
 
 Erode and blur keep DeepFaceLab's units: pixels of the aligned face at 4x the model resolution (an erode of 40 on a
-256 model is 40 px at 1024). :func:`plate_erode_radius` and :func:`plate_blur_sigma` turn them into plate pixels
-for a face of a given size, so the same setting looks the same on a 1080p and a 4K plate.
+256 model is 40 px at 1024). :func:`plate_px_per_unit` is the plate size of one such unit for a face, and
+:func:`plate_erode_radius`, :func:`plate_clip_margin` and :func:`plate_blur_sigma` turn the settings into plate
+pixels with it, so the same setting looks the same on a 1080p and a 4K plate. The swap header gives each face's
+``px_per_unit`` so that a host converts any erode or blur with these same formulas (docs/dev/swap-output.md).
 """
 
 from __future__ import annotations
@@ -85,33 +87,33 @@ def opencv_gaussian_sigma(kernel_size: int) -> float:
     return 0.3 * ((kernel_size - 1) * 0.5 - 1.0) + 0.8
 
 
+def plate_px_per_unit(matrix: np.ndarray) -> float:
+    """Plate pixels per DeepFaceLab erode/blur unit (a pixel of the face at 4x model resolution):
+    ``1 / (4 * scale)``, scale = aligned pixels per plate pixel of ``matrix`` (plate -> aligned)."""
+    return 1.0 / (face_scale(matrix) * MASK_PROCESSING_SCALE)
+
+
+def dfl_blur_kernel(blur: float) -> int:
+    """DeepFaceLab's odd blur kernel size for a blur setting: ``int(blur)`` made odd by adding 1 to even sizes."""
+    return int(blur) + (1 - int(blur) % 2)
+
+
 def plate_erode_radius(erode: float, matrix: np.ndarray) -> float:
-    """DeepFaceLab erode (elliptical kernel of ``erode`` px at 4x model res) as a disc radius in plate pixels."""
-    plate_per_processing_px = 1.0 / (face_scale(matrix) * MASK_PROCESSING_SCALE)
-    return erode / 2.0 * plate_per_processing_px
+    """DeepFaceLab erode (elliptical kernel of ``erode`` px at 4x model res) as a disc radius in plate pixels:
+    ``erode / 2 * px_per_unit`` (> 0 erodes, < 0 dilates)."""
+    return erode / 2.0 * plate_px_per_unit(matrix)
+
+
+def plate_clip_margin(blur: float, matrix: np.ndarray) -> float:
+    """How far inside the face's coverage the shaped matte must stay so that blurring it fades to 0 within the
+    predicted face (DeepFaceLab clips the eroded mask by half the blur kernel): ``max(blur, 0) / 2 * px_per_unit``
+    plate pixels, the radius the coverage is eroded by before it limits the matte."""
+    return max(float(blur), 0.0) / 2.0 * plate_px_per_unit(matrix)
 
 
 def plate_blur_sigma(blur: float, matrix: np.ndarray) -> float:
-    """DeepFaceLab blur (Gaussian, odd kernel ``blur`` px at 4x model res, OpenCV sigma) as a plate-pixel sigma."""
+    """DeepFaceLab blur (Gaussian, odd kernel ``blur`` px at 4x model res, OpenCV sigma) as a plate-pixel sigma:
+    ``opencv_gaussian_sigma(dfl_blur_kernel(blur)) * px_per_unit``, 0 for ``blur <= 0``."""
     if blur <= 0:
         return 0.0
-    kernel = int(blur) + (1 - int(blur) % 2)
-    plate_per_processing_px = 1.0 / (face_scale(matrix) * MASK_PROCESSING_SCALE)
-    return opencv_gaussian_sigma(kernel) * plate_per_processing_px
-
-
-def clip_to_predicted_area(mask: Any, erode: float, blur: float) -> Any:
-    """Zero the aligned mask near the square's edge so that dilation and blur stay inside the predicted face.
-
-    The margin, in aligned pixels at model resolution, is half the blur kernel plus the dilation (DeepFaceLab clips
-    the eroded mask to the predicted area less half the blur before blurring).
-    """
-    size = mask.shape[0]
-    margin_processing = max(0.0, -erode) / 2.0 + max(0.0, blur) / 2.0
-    margin = int(math.ceil(margin_processing / MASK_PROCESSING_SCALE))
-    if margin <= 0:
-        return mask
-    out = mask * 0  # NumPy array or torch tensor alike
-    if 2 * margin < size:
-        out[margin:size - margin, margin:size - margin] = mask[margin:size - margin, margin:size - margin]
-    return out
+    return opencv_gaussian_sigma(dfl_blur_kernel(blur)) * plate_px_per_unit(matrix)

@@ -3,8 +3,14 @@
 Per face: crop the plate at the model's face type and resolution (unpremultiplied, scene-linear, lanczos), convert
 it to the model's input space, predict, transfer colour in that space under the face mask, sharpen or blur, convert
 the face back to the plate's space with the exact inverse transform (values above 1 survive), build the mask from
-the mask mode, and paste it with the native (or reference) warp / erode / blur / composite. Pixels the final mask
-does not touch are not written, so they stay bit-identical to the plate.
+the mask mode, and paste it with the native (or reference, or CUDA) warp / erode / blur / composite. Pixels the
+final mask does not touch are not written, so they stay bit-identical to the plate.
+
+Everything after the warp into the plate is a **live** step that a host redoes from the ``matte`` and ``raw`` layers
+and the per-face header (:meth:`FaceMerger.paste`, docs/dev/swap-output.md): erode/dilate the warped matte, limit it
+to the face's coverage eroded by the blur margin, blur, zero below 1/255, times ``opacity``; the unpremultiplied
+face times ``2 ** face_exposure`` is composited by it. Erode and blur happen in plate pixels, never in aligned space,
+so a host's redo equals the engine's render.
 
 This module holds no file I/O: :mod:`dfl_vfx.swap` reads frames, runs the network and writes the layers.
 """
@@ -31,14 +37,16 @@ from dfl_vfx.merge.color_transfer_torch import transfer_color as transfer_color_
 from dfl_vfx.merge.face_filters import face_scale_matrix, motion_blur, sharpen
 from dfl_vfx.merge.masks import (
     DEFAULT_MASK_MODE,
-    clip_to_predicted_area,
     combine_masks,
     mask_names,
     plate_blur_sigma,
+    plate_clip_margin,
     plate_erode_radius,
+    plate_px_per_unit,
 )
+from dfl_vfx.merge.reference import MASK_FLOOR, gaussian_taps, warp_footprint
 
-LAYERS = ("rgba", "mask", "face", "raw")
+LAYERS = ("rgba", "mask", "face", "raw", "matte")
 DEFAULT_LAYERS = ("rgba", "mask", "face")
 SHARPEN_MODES = ("none", "box", "gaussian")
 TRANSFER_MARGIN = 0.05  # working-space units (ACEScct: about 0.85 stops)
@@ -58,6 +66,8 @@ class MergeSettings:
     sharpen_amount: float = 0.0  # -100..100
     motion_blur: float = 0.0  # 0..100, along the landmark motion; off with several faces
     seed: int = 0
+    opacity: float = 1.0  # 0..1, multiplies each face's final matte (live)
+    face_exposure: float = 0.0  # stops, -4..4: the face's plate-space RGB times 2**stops before the composite (live)
 
     def validate(self) -> None:
         """Every knob checked by its declaration in :mod:`dfl_vfx.schema` (errors name the setting)."""
@@ -97,13 +107,18 @@ class PreparedFace:
 
 @dataclass
 class PastedFace:
-    """What was pasted: for the header and the layers."""
+    """What was pasted: for the header and the layers (what a host needs to redo the live steps of this face)."""
 
     plan: FacePlan
     matrix: np.ndarray
-    bbox: tuple[int, int, int, int]  # absolute plate pixels, end exclusive
+    bbox: tuple[int, int, int, int]  # absolute plate pixels, end exclusive: the region the paste could write
     face_type: str
     resolution: int
+    footprint: tuple[int, int, int, int] = (0, 0, 0, 0)  # absolute, end exclusive: where matte/raw can be non-zero
+    px_per_unit: float = 0.0  # plate pixels per DeepFaceLab erode/blur unit for this face
+    erode_px: float = 0.0  # disc radius the matte was eroded (> 0) or dilated (< 0) by
+    clip_px: float = 0.0  # disc radius the coverage was eroded by before it limited the matte
+    blur_sigma: float = 0.0  # Gaussian sigma of the matte's blur
 
     def header_entry(self) -> dict[str, object]:
         return {
@@ -114,6 +129,11 @@ class PastedFace:
             "resolution": self.resolution,
             "face_type": self.face_type,
             "bbox": list(self.bbox),
+            "footprint": list(self.footprint),
+            "px_per_unit": self.px_per_unit,
+            "erode_px": self.erode_px,
+            "clip_px": self.clip_px,
+            "blur_sigma": self.blur_sigma,
         }
 
 
@@ -122,6 +142,7 @@ class MergeLayers:
     """Per-frame layer buffers in plate-array coordinates (None when not asked for); CUDA tensors on the GPU path."""
 
     mask: Any = None  # (H, W) the plate's dtype
+    matte: Any = None  # (H, W) the matte before the live steps (erode, blur, opacity), the plate's dtype
     face: Any = None  # (H, W, 4) premultiplied, the plate's dtype
     raw: Any = None  # (H, W, 4)
     faces: list[PastedFace] = field(default_factory=list)
@@ -209,7 +230,6 @@ class FaceMerger:
         if s.motion_blur > 0 and prepared.plan.motion is not None and not several_faces:
             velocity = prepared.matrix[:, :2] @ np.asarray(prepared.plan.motion, np.float64)
             face, mask = motion_blur(face, mask, (float(velocity[0]), float(velocity[1])), s.motion_blur)
-        mask = clip_to_predicted_area(mask, s.erode, s.blur)
         return self.space.from_working(face).astype(np.float32), mask.astype(np.float32)
 
     # -- the GPU-resident stage (plate, crop, network and paste stay on the device) -----------------------------
@@ -266,39 +286,82 @@ class FaceMerger:
             blurred, blurred_mask = motion_blur(face.cpu().numpy(), mask.cpu().numpy(),
                                                 (float(velocity[0]), float(velocity[1])), s.motion_blur)
             face, mask = self.ops.upload(blurred), self.ops.upload(blurred_mask)
-        mask = clip_to_predicted_area(mask, s.erode, s.blur)
         return self.torch_space.from_working(face).contiguous(), mask.float().contiguous()
 
     def paste(self, plate, alpha_channel: int | None, origin: tuple[int, int], prepared: PreparedFace,
               face: np.ndarray, mask: np.ndarray, layers: MergeLayers) -> PastedFace:
         """Composite one finished face into ``plate`` (in place) and into the requested layers.
 
-        ``plate`` and the layer buffers are NumPy arrays, or CUDA tensors when the merger runs on the GPU.
+        Warp face, mask and a channel of ones (the coverage) into the plate together, then the live steps of
+        :func:`shape_matte`, then composite the unpremultiplied face times ``2 ** face_exposure`` by that matte.
+        ``plate`` and the layer buffers are NumPy arrays, or CUDA tensors when the merger runs on the GPU; both go
+        through the same steps (:class:`HostMergeOps`, :class:`CudaMergeOps`).
         """
         s = self.settings
         matrix = face_scale_matrix(prepared.matrix, self.resolution, s.face_scale) if s.face_scale else \
             prepared.matrix
         local = _local_matrix(matrix, origin)
+        px_per_unit = plate_px_per_unit(matrix)
         erode_px = plate_erode_radius(s.erode, matrix)
+        clip_px = plate_clip_margin(s.blur, matrix)
         blur_sigma = plate_blur_sigma(s.blur, matrix)
+        plate_shape = tuple(plate.shape[:2])
+        size = (self.resolution, self.resolution)
+        fx0, fy0, fx1, fy1 = warp_footprint(local, size, s.interpolation, plate_shape)
+        reach = blur_reach(blur_sigma)
+        h, w = plate_shape
+        x0, y0 = max(fx0 - reach, 0), max(fy0 - reach, 0)
+        x1, y1 = min(fx1 + reach, w), min(fy1 + reach, h)
+        pasted = PastedFace(prepared.plan, matrix, (x0 + origin[0], y0 + origin[1], x1 + origin[0], y1 + origin[1]),
+                            self.face_type.cli_name, self.resolution,
+                            footprint=(fx0 + origin[0], fy0 + origin[1], fx1 + origin[0], fy1 + origin[1]),
+                            px_per_unit=px_per_unit, erode_px=erode_px, clip_px=clip_px, blur_sigma=blur_sigma)
+        if fx1 <= fx0 or fy1 <= fy0:  # the face lies off the plate
+            return pasted
         run = self.ops
-        face_buf, mask_buf = run.upload(face), run.upload(mask)
-        bbox, final_mask = run.paste_face(plate, face_buf, mask_buf, local, erode_px, blur_sigma, s.interpolation,
-                                          alpha_channel)
-        x0, y0, x1, y1 = bbox
-        if layers.mask is not None and x1 > x0 and y1 > y0:
+        bbox = (x0, y0, x1, y1)
+        warped = run.warp_to_plate(run.warp_source(face, mask), local, bbox, s.interpolation)
+        matte = run.contiguous(warped[..., 3].clip(0.0, 1.0))
+        coverage = run.contiguous(warped[..., 4].clip(0.0, 1.0))
+        colour = run.unpremultiply(run.contiguous(warped[..., :3]), coverage)  # the straight face
+        final = shape_matte(run, matte, coverage, erode_px, clip_px, blur_sigma, s.opacity)
+        graded = colour * float(2.0 ** s.face_exposure) if s.face_exposure else colour
+        run.composite(plate, graded, final, (x0, y0), alpha_channel)
+        if layers.mask is not None:
             region = layers.mask[y0:y1, x0:x1]
-            region[...] = run.union(region, final_mask)
-        if (layers.face is not None or layers.raw is not None) and x1 > x0 and y1 > y0:
-            warped = run.warp_to_plate(run.with_coverage(face), local, bbox, s.interpolation)
-            rgb = run.contiguous(warped[..., :3])
-            if layers.face is not None:
-                run.composite(layers.face, rgb, final_mask, (x0, y0), 3)
-            if layers.raw is not None:  # the warp of (face, 1) is premultiplied by its coverage already
-                coverage = run.contiguous(warped[..., 3].clip(0.0, 1.0))
-                run.composite(layers.raw, run.unpremultiply(rgb, coverage), coverage, (x0, y0), 3)
-        absolute = (x0 + origin[0], y0 + origin[1], x1 + origin[0], y1 + origin[1])
-        return PastedFace(prepared.plan, matrix, absolute, self.face_type.cli_name, self.resolution)
+            region[...] = run.union(region, final)
+        if layers.matte is not None:
+            region = layers.matte[y0:y1, x0:x1]
+            region[...] = run.union(region, matte)
+        if layers.face is not None:
+            run.composite(layers.face, graded, final, (x0, y0), 3)
+        if layers.raw is not None:  # composited by the coverage: raw.RGB is the face premultiplied by raw.A
+            run.composite(layers.raw, colour, coverage, (x0, y0), 3)
+        return pasted
+
+
+def blur_reach(blur_sigma: float) -> int:
+    """How many pixels the matte's blur reaches beyond the matte: the radius of :func:`gaussian_taps`."""
+    return len(gaussian_taps(blur_sigma)) // 2 if blur_sigma > 0 else 0
+
+
+def shape_matte(run: HostMergeOps | CudaMergeOps, matte, coverage, erode_px: float, clip_px: float,
+                blur_sigma: float, opacity: float):
+    """The live steps, on the warped matte and coverage of one face in plate pixels (what a host redoes).
+
+    ``min(erode(matte, erode_px), erode(coverage, clip_px))``, Gaussian blur by ``blur_sigma``, values below 1/255
+    set to 0, times ``opacity``. The limit keeps a dilated matte on the face and, before the blur, ``clip_px``
+    inside it, so that the blur fades to 0 where the face still has pixels (DeepFaceLab's clip to the predicted
+    area, done in plate pixels so that a host can redo it from ``raw.A``).
+    """
+    shaped = run.erode_dilate(matte, erode_px) if abs(erode_px) >= 1.0 else matte
+    limit = run.erode_dilate(coverage, clip_px) if clip_px >= 1.0 else coverage
+    final = run.gaussian_blur(run.minimum(shaped, limit), blur_sigma) if blur_sigma > 0 else \
+        run.minimum(shaped, limit)
+    final[final < float(MASK_FLOOR)] = 0.0
+    if opacity != 1.0:
+        final = run.contiguous(final * float(opacity))
+    return final
 
 
 class HostMergeOps:
@@ -313,9 +376,9 @@ class HostMergeOps:
     def upload(self, array: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(array, dtype=np.float32) if array.dtype != np.float16 else array
 
-    def with_coverage(self, face: np.ndarray) -> np.ndarray:
-        """(R, R, 4): the face and a channel of ones, warped together so the warp also gives the coverage."""
-        return np.ascontiguousarray(np.dstack([face, np.ones(face.shape[:2], np.float32)]), dtype=np.float32)
+    def warp_source(self, face: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """(R, R, 5): face, mask and a channel of ones, warped together so the warp also gives the coverage."""
+        return np.ascontiguousarray(np.dstack([face, mask, np.ones(face.shape[:2], np.float32)]), dtype=np.float32)
 
     def download(self, buffer: np.ndarray) -> np.ndarray:
         return buffer
@@ -327,15 +390,23 @@ class HostMergeOps:
         return np.ascontiguousarray(buffer)
 
     def unpremultiply(self, rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-        return np.divide(rgb, alpha[..., None], out=np.zeros_like(rgb), where=alpha[..., None] > 1e-6)
+        """rgb / alpha where alpha > 1e-6, else 0 (one reciprocal per pixel: rgb stays exact where alpha is 1)."""
+        inverse = np.zeros_like(alpha, dtype=np.float32)
+        np.divide(np.float32(1.0), alpha, out=inverse, where=alpha > 1e-6)
+        return rgb * inverse[..., None]
 
     def union(self, matte: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Mattes of several faces combine as 1 - (1 - a)(1 - b), in float32, kept in the matte's dtype."""
         return (1.0 - (1.0 - matte.astype(np.float32)) * (1.0 - mask)).astype(matte.dtype)
 
-    def paste_face(self, plate, face, mask, matrix, erode_px, blur_sigma, interpolation, alpha_channel):
-        return ops.paste_face(plate, face, mask, matrix, erode_px, blur_sigma, interpolation, alpha_channel,
-                              backend=self.backend, threads=self.threads)
+    def minimum(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.minimum(a, b)
+
+    def erode_dilate(self, mask: np.ndarray, radius: float) -> np.ndarray:
+        return ops.erode_dilate(mask, radius, backend=self.backend, threads=self.threads)
+
+    def gaussian_blur(self, mask: np.ndarray, sigma: float) -> np.ndarray:
+        return ops.gaussian_blur(mask, sigma, backend=self.backend, threads=self.threads)
 
     def warp_to_plate(self, src, matrix, bbox, interpolation):
         return ops.warp_to_plate(src, matrix, bbox, interpolation, backend=self.backend, threads=self.threads)
@@ -366,9 +437,10 @@ class CudaMergeOps:
             tensor = tensor.float()
         return tensor.to(self.device, non_blocking=False)
 
-    def with_coverage(self, face):
+    def warp_source(self, face, mask):
         face = self.upload(face).float()
-        return self.torch.cat([face, self.torch.ones_like(face[..., :1])], dim=-1).contiguous()
+        mask = self.upload(mask).float()
+        return self.torch.cat([face, mask[..., None], self.torch.ones_like(face[..., :1])], dim=-1).contiguous()
 
     def download(self, buffer) -> np.ndarray:
         return buffer.cpu().numpy()
@@ -387,9 +459,14 @@ class CudaMergeOps:
     def union(self, matte, mask):
         return (1.0 - (1.0 - matte.float()) * (1.0 - mask)).to(matte.dtype)
 
-    def paste_face(self, plate, face, mask, matrix, erode_px, blur_sigma, interpolation, alpha_channel):
-        return self.cuda_ops.paste_face(plate, face, mask, matrix, erode_px, blur_sigma, interpolation,
-                                        alpha_channel)
+    def minimum(self, a, b):
+        return self.torch.minimum(a, b)
+
+    def erode_dilate(self, mask, radius: float):
+        return self.cuda_ops.erode_dilate(mask.float().contiguous(), radius)
+
+    def gaussian_blur(self, mask, sigma: float):
+        return self.cuda_ops.gaussian_blur(mask.float().contiguous(), sigma)
 
     def warp_to_plate(self, src, matrix, bbox, interpolation):
         return self.cuda_ops.warp_to_plate(src, matrix, bbox, interpolation)

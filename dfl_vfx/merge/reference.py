@@ -200,6 +200,34 @@ def paste_bbox(matrix: np.ndarray, face_shape: tuple[int, int], erode_px: float,
     return x0, y0, x1, y1
 
 
+def warp_footprint(matrix: np.ndarray, face_shape: tuple[int, int], interpolation: str,
+                   plate_shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Plate box (x0, y0, x1, y1), end exclusive, outside which :func:`warp_to_plate` of a face of ``face_shape``
+    (h, w) with ``matrix`` (plate -> aligned) and ``interpolation`` is exactly 0, clipped to ``plate_shape`` (H, W).
+
+    A source pixel k gets weight only at coordinates u with floor(u) - k in the kernel's tap offsets, so the warp is 0
+    unless u lies in [-last offset, w - first offset) (bilinear [-1, w), bicubic [-2, w + 1), lanczos [-4, w + 3)),
+    and likewise for v. The box is that rectangle's bounding box in the plate, one pixel wider each side for rounding.
+    Raises ValueError for a singular matrix.
+    """
+    m = np.asarray(matrix, dtype=np.float64)
+    det = float(np.linalg.det(m[:, :2]))
+    if det == 0.0 or not math.isfinite(det):
+        raise ValueError(f"matrix {m.tolist()} is not invertible")
+    offsets = TAP_OFFSETS[interpolation]
+    h, w = face_shape
+    low, high_x, high_y = -float(offsets[-1]), float(w - offsets[0]), float(h - offsets[0])
+    corners = np.array([(low, low), (high_x, low), (low, high_y), (high_x, high_y)], np.float64)
+    inverse = np.linalg.inv(m[:, :2])
+    plate = (corners - m[:, 2]) @ inverse.T
+    plate_h, plate_w = plate_shape
+    x0 = min(max(math.floor(plate[:, 0].min()) - 1, 0), plate_w)
+    x1 = min(max(math.floor(plate[:, 0].max()) + 2, 0), plate_w)
+    y0 = min(max(math.floor(plate[:, 1].min()) - 1, 0), plate_h)
+    y1 = min(max(math.floor(plate[:, 1].max()) + 2, 0), plate_h)
+    return x0, y0, x1, y1
+
+
 def paste_face(plate: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np.ndarray, erode_px: float,
                blur_sigma: float, interpolation: str,
                alpha_channel: int | None) -> tuple[tuple[int, int, int, int], np.ndarray]:

@@ -256,6 +256,7 @@ class SwapEngine:
         wanted = self.settings.layers
         layers = MergeLayers(
             mask=run.zeros((h, w), work.dtype) if "mask" in wanted else None,
+            matte=run.zeros((h, w), work.dtype) if "matte" in wanted else None,
             face=run.zeros((h, w, 4), work.dtype) if "face" in wanted else None,
             raw=run.zeros((h, w, 4), work.dtype) if "raw" in wanted else None,
         )
@@ -292,16 +293,17 @@ class SwapEngine:
                 work[...] = run.download(plate)
             times.merge = time.perf_counter() - t
         if run.on_gpu:
-            layers.mask, layers.face, layers.raw = (None if b is None else run.download(b)
-                                                    for b in (layers.mask, layers.face, layers.raw))
+            layers.mask, layers.matte, layers.face, layers.raw = (
+                None if b is None else run.download(b) for b in (layers.mask, layers.matte, layers.face, layers.raw))
         if not direct:
             pixels[..., rgb_idx + [alpha_idx]] = work
 
         extra, names = [], []
         layer_format = "half" if rgb_format == "half" else "float"
-        if layers.mask is not None:
-            extra.append(layers.mask[..., None])
-            names.append("mask.A")
+        for layer_name, matte in (("mask", layers.mask), ("matte", layers.matte)):
+            if matte is not None:
+                extra.append(matte[..., None])
+                names.append(f"{layer_name}.A")
         for layer_name, buffer in (("face", layers.face), ("raw", layers.raw)):
             if buffer is not None:
                 extra.append(buffer)

@@ -5,12 +5,14 @@ import pytest
 
 from dfl_vfx.errors import DflError
 from dfl_vfx.merge.masks import (
-    clip_to_predicted_area,
     combine_masks,
+    dfl_blur_kernel,
     opencv_gaussian_sigma,
     parse_mask_mode,
     plate_blur_sigma,
+    plate_clip_margin,
     plate_erode_radius,
+    plate_px_per_unit,
 )
 
 PRD = np.array([[0.2, 1.0], [0.5, 0.0]], np.float32)
@@ -49,11 +51,16 @@ def test_erode_and_blur_are_relative_to_the_face_size() -> None:
     assert opencv_gaussian_sigma(3) == pytest.approx(0.8)
 
 
-def test_clip_keeps_room_for_dilation_and_blur() -> None:
-    mask = np.ones((64, 64), np.float32)
-    clipped = clip_to_predicted_area(mask, erode=-16, blur=16)  # margin (8 + 8) / 4 = 4 aligned px
-    assert clipped[4:60, 4:60].min() == 1.0 and clipped[:4].max() == 0.0 and clipped[:, 60:].max() == 0.0
-    assert np.array_equal(clip_to_predicted_area(mask, erode=10, blur=0), mask)
+def test_every_conversion_is_px_per_unit_times_a_formula_a_host_can_evaluate() -> None:
+    # 1 aligned px = 2 plate px at 4x: a DeepFaceLab unit is 0.5 plate px; the header gives hosts this factor
+    matrix = np.array([[0.3, -0.4, 7.0], [0.4, 0.3, -3.0]])  # scale 0.5, rotated
+    unit = plate_px_per_unit(matrix)
+    assert unit == pytest.approx(0.5)
+    assert plate_erode_radius(-37, matrix) == -37 / 2 * unit
+    assert plate_clip_margin(25, matrix) == 25 / 2 * unit  # half the blur kernel, as DeepFaceLab clips
+    assert plate_clip_margin(0, matrix) == 0.0
+    assert [dfl_blur_kernel(b) for b in (0, 1, 24, 24.9, 25, 25.5)] == [1, 1, 25, 25, 25, 25]
+    assert plate_blur_sigma(24.9, matrix) == (0.3 * ((25 - 1) * 0.5 - 1.0) + 0.8) * unit
 
 
 def test_masks_combine_the_same_on_torch_tensors() -> None:
@@ -62,6 +69,3 @@ def test_masks_combine_the_same_on_torch_tensors() -> None:
     tensors = {name: torch.from_numpy(mask) for name, mask in MASKS.items()}
     for mode in ("4", "5", "hull*learned-dst+learned-prd", "full"):
         np.testing.assert_allclose(combine_masks(mode, tensors).numpy(), combine_masks(mode, MASKS), atol=1e-7)
-    square = torch.ones(64, 64)
-    np.testing.assert_array_equal(clip_to_predicted_area(square, -16, 16).numpy(),
-                                  clip_to_predicted_area(square.numpy(), -16, 16))

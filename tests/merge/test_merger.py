@@ -6,7 +6,7 @@ import pytest
 from dfl_vfx.color.ocio import WorkingSpace
 from dfl_vfx.errors import DflError
 from dfl_vfx.face.face_type import FaceType
-from dfl_vfx.merge.merger import FaceMerger, FacePlan, MergeSettings, PreparedFace
+from dfl_vfx.merge.merger import FaceMerger, FacePlan, MergeLayers, MergeSettings, PastedFace, PreparedFace
 from dfl_vfx.schema import SettingError
 
 
@@ -68,3 +68,90 @@ def test_learned_masks_combine_as_the_mode_says() -> None:
     dst = np.full((64, 64), 0.8, np.float32)
     _, mask = merger.finish_face(_prepared(), _prepared().model_input, prd, dst, several_faces=False)
     np.testing.assert_allclose(mask, 0.4, atol=1e-6)
+
+
+# -- paste: the live steps a host redoes from the layers -----------------------------------------------------------
+
+PLATE_SHAPE = (160, 180)
+
+
+def _paste(**settings: object) -> tuple[np.ndarray, MergeLayers, PastedFace]:
+    """A 64 px face (value 2.0 inside a disc-shaped mask) pasted 1.6x larger, rotated, into a float32 plate of 0.25."""
+    merge = MergeSettings(**({"color_transfer": "none"} | settings))
+    merger = FaceMerger(merge, WorkingSpace("ACEScg"), 64, FaceType.parse("f"))
+    yy, xx = np.mgrid[0:64, 0:64]
+    mask = ((xx - 31.5) ** 2 + (yy - 33.5) ** 2 <= 24.0 ** 2).astype(np.float32)
+    face = np.full((64, 64, 3), 2.0, np.float32)
+    angle = np.radians(9.0)
+    matrix = np.array([[np.cos(angle), np.sin(angle), -40.0], [-np.sin(angle), np.cos(angle), -20.0]]) / 1.6
+    plate = np.full(PLATE_SHAPE + (4,), 0.25, np.float32)
+    plate[..., 3] = 1.0
+    layers = MergeLayers(**{name: np.zeros(PLATE_SHAPE + shape, np.float32)
+                            for name, shape in (("mask", ()), ("matte", ()), ("face", (4,)), ("raw", (4,)))})
+    prepared = PreparedFace(FacePlan(np.zeros((68, 2))), matrix, None, None)
+    pasted = merger.paste(plate, 3, (0, 0), prepared, face, mask, layers)
+    return plate, layers, pasted
+
+
+def test_the_matte_layer_is_the_same_whatever_the_live_settings() -> None:
+    _, base, _ = _paste(erode=0, blur=0)
+    for live in ({"erode": 40, "blur": 80}, {"erode": -60, "blur": 10, "opacity": 0.3, "face_exposure": -2.0}):
+        _, layers, _ = _paste(**live)
+        np.testing.assert_array_equal(layers.matte, base.matte)
+        np.testing.assert_array_equal(layers.raw, base.raw)
+    assert base.matte.max() == 1.0 and (base.matte > 0).sum() > 3000
+
+
+def test_opacity_scales_the_final_matte_and_the_face_layer() -> None:
+    plate_full, full, _ = _paste(blur=40, opacity=1.0)
+    plate_half, half, _ = _paste(blur=40, opacity=0.4)
+    # (the layers gather faces as 1 - (1 - layer)(1 - m): float32 rounding of about 1e-7)
+    np.testing.assert_allclose(half.mask, 0.4 * full.mask, rtol=1e-6, atol=2e-7)
+    np.testing.assert_allclose(half.face, 0.4 * full.face, rtol=1e-6, atol=5e-7)
+    assert full.mask.max() > 0.99
+    # the composite is face * m + plate * (1 - m) with the scaled matte
+    m = half.mask[..., None]
+    expected = np.broadcast_to(2.0 * m + 0.25 * (1 - m), plate_half[..., :3].shape)
+    np.testing.assert_allclose(plate_half[..., :3], expected, rtol=1e-6, atol=1e-6)
+    untouched = full.mask == 0
+    assert (plate_half[untouched] == plate_full[untouched]).all() and (plate_half[untouched, 0] == 0.25).all()
+
+
+def test_face_exposure_multiplies_the_face_by_two_to_the_stops_and_not_the_raw_layer() -> None:
+    _, flat, _ = _paste(blur=20)
+    plate, graded, _ = _paste(blur=20, face_exposure=1.5)
+    np.testing.assert_allclose(graded.face[..., :3], flat.face[..., :3] * 2 ** 1.5, rtol=1e-6, atol=0)
+    np.testing.assert_array_equal(graded.raw, flat.raw)
+    solid = graded.mask > 0.9999
+    assert solid.sum() > 1000
+    np.testing.assert_allclose(plate[solid, :3], 2.0 * 2 ** 1.5, rtol=1e-4)
+
+
+def test_a_dilated_matte_stays_on_the_face_and_the_blur_fades_inside_it() -> None:
+    # mask "full": the matte is the whole square; dilating it must not lay the black outside the square on the plate
+    plate, layers, pasted = _paste(mask_mode="full", erode=-80, blur=0)
+    coverage = layers.raw[..., 3]
+    assert (layers.mask <= coverage + 1e-7).all() and (layers.mask > 0.99).sum() > 3000
+    plate, layers, pasted = _paste(mask_mode="full", erode=-80, blur=60)
+    # the blur starts clip_px inside the coverage (DeepFaceLab's clip, in plate pixels) and fades before its edge
+    assert pasted.clip_px == pytest.approx(60 / 2 * pasted.px_per_unit) and pasted.clip_px > 3 * pasted.blur_sigma
+    assert (layers.mask[coverage < 0.99] < 0.01).all()  # (bicubic sums of weights leave the inside at 1 - 1e-7)
+    assert plate[..., :3].min() >= 0.25 - 1e-6  # no dark fringe: the face (2.0) never blends with black
+
+
+def test_the_header_gives_plate_pixels_and_the_footprint() -> None:
+    _, layers, pasted = _paste(erode=30, blur=50, face_scale=0)
+    entry = pasted.header_entry()
+    assert entry["px_per_unit"] == pytest.approx(1.6 / 4)
+    assert entry["erode_px"] == 30 / 2 * entry["px_per_unit"]
+    assert entry["clip_px"] == 50 / 2 * entry["px_per_unit"]
+    assert entry["blur_sigma"] == pytest.approx((0.3 * ((51 - 1) / 2 - 1) + 0.8) * 1.6 / 4)
+    x0, y0, x1, y1 = entry["footprint"]
+    outside = np.ones(PLATE_SHAPE, bool)
+    outside[y0:y1, x0:x1] = False
+    assert not layers.matte[outside].any() and not layers.raw[outside].any()
+    bx0, by0, bx1, by1 = entry["bbox"]
+    assert (bx0, by0) <= (x0, y0) and (bx1, by1) >= (x1, y1)
+    written = np.ones(PLATE_SHAPE, bool)
+    written[by0:by1, bx0:bx1] = False
+    assert not layers.mask[written].any()

@@ -292,3 +292,30 @@ def test_paste_face_zeroes_the_faint_blur_tail() -> None:
     assert faint.any() and not final[faint].any()
     np.testing.assert_array_equal(final[~faint], unfloored[~faint])
     assert final.min() == 0.0 and final[final > 0].min() >= np.float32(1 / 255)
+
+
+@pytest.mark.parametrize("interpolation", ref.INTERPOLATIONS)
+def test_warp_footprint_holds_every_non_zero_pixel_of_the_warp(interpolation: str) -> None:
+    # A low-resolution face pasted large (1 aligned px = 3.2 plate px): the kernel's reach spans several plate
+    # pixels beyond the square, more than paste_bbox's 2 px, and the footprint must still hold all of it.
+    matrix = np.linalg.inv(np.vstack([similarity(3.2, 17.0, 61.3, 40.7), [0, 0, 1]]))[:2]
+    ones = np.ones((16, 16, 1), np.float32)
+    everywhere = ref.warp_to_plate(ones, matrix, (0, 0, 160, 150), interpolation)[..., 0]
+    x0, y0, x1, y1 = ref.warp_footprint(matrix, (16, 16), interpolation, (150, 160))
+    inside = np.zeros(everywhere.shape, bool)
+    inside[y0:y1, x0:x1] = True
+    assert everywhere[inside].max() > 0.99 and not everywhere[~inside].any()
+    assert not inside[:, 0].any() and not inside[0].any()  # and it is a box around the face, not the plate
+    px0, py0, px1, py1 = ref.paste_bbox(matrix, (16, 16), 0.0, 0.0, (150, 160))
+    if interpolation != "bilinear":
+        assert everywhere[:py0].any() or everywhere[:, :px0].any() or everywhere[py1:].any() or \
+            everywhere[:, px1:].any()  # where paste_bbox alone would cut the warp short
+
+
+def test_warp_footprint_is_clipped_to_the_plate_and_empty_off_it() -> None:
+    shifted = np.array([[1.0, 0, -10], [0, 1.0, -10]])  # aligned square at plate 10..41
+    # bicubic reaches u in [-2, 33): plate 8..43, one pixel more each side for rounding
+    assert ref.warp_footprint(shifted, (32, 32), "bicubic", (100, 100)) == (7, 7, 45, 45)
+    assert ref.warp_footprint(shifted, (32, 32), "bicubic", (30, 100)) == (7, 7, 45, 30)
+    x0, _, x1, _ = ref.warp_footprint(np.array([[1.0, 0, 500], [0, 1.0, 0]]), (32, 32), "bicubic", (100, 100))
+    assert x1 == x0
