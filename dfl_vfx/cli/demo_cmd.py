@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+from dfl_vfx import api
 from dfl_vfx.cli.demo_shot_cmd import add_shot_arguments, config_from
 from dfl_vfx.color.ocio import SRGB_SPACE
 from dfl_vfx.demo.shot import build_demo_shot
 from dfl_vfx.errors import DflError
 from dfl_vfx.extract.contact_sheet import contact_sheet
-from dfl_vfx.extract.pipeline import ExtractOptions, default_jobs, extract
+from dfl_vfx.extract.pipeline import ExtractOptions, default_jobs
 from dfl_vfx.faceset import Faceset
 from dfl_vfx.io.atomic import remove_stale_temps
 from dfl_vfx.io.outputs import check_output_dir
@@ -55,11 +56,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"demo shot: reusing {out} (same settings; delete it to rebuild)")
     else:
         build_demo_shot(out, cfg)  # progress: a bar on a terminal, log lines in a redirected log
-    dst = extract(
+    dst = api.extract(
         str(out / "plate" / "plate.####.exr"), str(out / "dst_faces"),
         ExtractOptions(face_type="wf", size=512, smooth=5, select="largest", jobs=args.jobs, debug_dir=None),
     )
-    src = extract(
+    src = api.extract(
         str(out / "src" / "src.####.png"), str(out / "src_faces"),
         ExtractOptions(face_type="wf", size=512, select="largest", colorspace=SRGB_SPACE, jobs=args.jobs),
     )
@@ -84,40 +85,30 @@ DEMO_MODEL = {"archi": "df-ud", "resolution": 96, "face_type": "wf", "ae_dims": 
 
 
 def _train_and_export(out: Path, train_time: str) -> None:
-    from dfl_vfx.export.onnx_export import ExportMetadata, export_onnx
-    from dfl_vfx.models.checkpoint import load_model
-    from trainer.config import load_config
-    from trainer.loop import train
-
-    cfg = load_config(None, {
+    cfg = api.train_config(None, {
         "src": str(out / "src_faces"), "dst": str(out / "dst_faces"), "model_dir": str(out / "model"),
         "batch_size": 4, "max_time": train_time, "preview_every": 100, "model": DEMO_MODEL,
         "lr": 5e-4,  # 10x DeepFaceLab's rate: a 3-minute CPU demo is otherwise still flat grey
     })
-    result = train(cfg)
+    result = api.train(cfg)
     losses = " ".join(f"{k} loss {v:.4f}" for k, v in result.last_losses.items())
     print(f"trained {result.iterations_this_run} iterations in {result.seconds:.0f} s "
           f"({result.iterations_per_second:.2f} it/s), {result.iteration} in all; {losses}")
     print(f"preview: {out / 'model' / 'preview.png'}   loss history: {out / 'model' / 'loss.png'}")
-    model, state = load_model(out / "model")
-    path = export_onnx(model, out / "model.onnx", ExportMetadata.for_model(model, iterations=state["iteration"]))
-    print(f"exported: {path}")
+    exported = api.export(out / "model", out / "model.onnx")
+    print(f"exported: {exported.path} (ONNX Runtime vs PyTorch: max difference {exported.max_difference:.1e})")
 
 
 def _swap_and_evaluate(out: Path) -> None:
     """Swap the demo plate with the exported model, show before/after, and print the paper's metrics."""
-    from dfl_vfx.eval.shot import evaluate_shot
     from dfl_vfx.io.sequence import open_sequence, output_sequence
-    from dfl_vfx.merge.merger import MergeSettings
     from dfl_vfx.swap.contact_sheet import before_after_sheet
-    from dfl_vfx.swap.engine import SwapSettings
-    from dfl_vfx.swap.pipeline import swap_shot
 
     plate = str(out / "plate" / "plate.####.exr")
     # A minutes-old model has not learned its masks yet (they sit near 0.3), so the demo mattes with the landmark
     # hull; a trained model uses the default learned-prd*learned-dst.
-    settings = SwapSettings(model=str(out / "model.onnx"), merge=MergeSettings(mask_mode="hull", blur=40))
-    summary = swap_shot(plate, str(out / "swap"), settings, faceset=str(out / "dst_faces"), overwrite=True)
+    settings = api.swap_settings(out / "model.onnx", {"mask_mode": "hull", "blur": 40})
+    summary = api.swap_shot(plate, out / "swap", settings, faceset=out / "dst_faces", overwrite=True)
     for line in summary.lines():
         print(line)
     sequence = open_sequence(plate)
@@ -125,6 +116,6 @@ def _swap_and_evaluate(out: Path) -> None:
     sheet = before_after_sheet(sequence, output_sequence(str(out / "swap") + "/", sequence), frames,
                                out / "swap_contact_sheet.png")
     print(f"before/after: {sheet}")
-    report = evaluate_shot(str(out / "swap"), str(out / "src_faces"), model=str(out / "model"), plate=plate)
+    report = api.evaluate(str(out / "swap"), out / "src_faces", model=out / "model", plate=plate)
     for line in report.lines():
         print(line)

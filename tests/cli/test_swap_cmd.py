@@ -69,15 +69,15 @@ def test_output_problems_are_refused_in_one_line_before_the_model_loads(small_sh
 
 
 def test_serve_over_stdio_in_a_subprocess(swap_model) -> None:
-    requests = [{"id": 1, "method": "load", "params": {"model": str(swap_model[1])}},
-                {"id": 2, "method": "shutdown"}]
+    requests = [{"jsonrpc": "2.0", "id": 1, "method": "load", "params": {"model": str(swap_model[1])}},
+                {"jsonrpc": "2.0", "id": 2, "method": "shutdown"}]
     text = "".join(json.dumps(r) + "\n" for r in requests)
     done = subprocess.run([sys.executable, "-m", "dfl_vfx.cli.main", "serve"], input=text, capture_output=True,
                           text=True, timeout=120)
-    replies = [json.loads(line) for line in done.stdout.splitlines()]
+    replies = {reply["id"]: reply for reply in map(json.loads, done.stdout.splitlines())}
     assert done.returncode == 0
-    assert replies[0]["ok"] and replies[0]["result"]["resolution"] == 64
-    assert replies[1] == {"id": 2, "ok": True, "result": {"bye": True}}
+    assert replies[1]["result"]["resolution"] == 64
+    assert replies[2] == {"jsonrpc": "2.0", "id": 2, "result": {"bye": True}}
 
 
 def test_sigterm_mid_shot_leaves_whole_frames_and_the_rerun_finishes(small_shot, facesets, swap_model,
