@@ -252,7 +252,9 @@ def cli_help(setting: Setting) -> str:
         shown = "from the file or model"
     else:
         shown = ",".join(default) if isinstance(default, tuple) else default
-    text = f"{setting.help}" + (f"; {takes}" if takes else "") + f" (default {_show(shown)})"
+    text = f"{setting.help}" + (f"; {takes}" if takes else "")
+    if "(default" not in setting.help:  # some say what the default depends on themselves
+        text += f" (default {_show(shown)})"
     return text.replace("%", "%%")
 
 

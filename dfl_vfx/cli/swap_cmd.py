@@ -25,6 +25,7 @@ output: one EXR per frame, named like the plate, keeping its data/display window
   mask.A       final matte                       (--layers mask)
   face.RGBA    the swapped face alone, premultiplied by the matte (--layers face)
   raw.RGBA     the network output warped to the plate, no matte   (--layers raw)
+  matte.A      the matte before erode, blur and opacity, for hosts that tune those live (--layers matte)
 Pixels outside the matte are bit-identical to the plate. The header holds each face's landmarks and matrix
 (dfl_vfx:faces) and the settings (dfl_vfx:swap). Reruns skip frames already written with the same settings.
 A PNG or TIFF plate gives frames of its own format, which hold R,G,B,A only: pass --layers rgba.
@@ -33,6 +34,8 @@ summary: OUT/swap_summary.json, or OUT/swap_summary.1001-1050.json for a --frame
 keep their own), rewritten as frames finish; "status" says running, interrupted or complete.
 
 mask modes: full, hull, learned-prd, learned-dst, combined with * and + (DeepFaceLab's 0..5 also accepted).
+live settings (erode, blur, opacity, face-exposure) can be redone by a host from the matte and raw layers
+without the network; see `dfl-vfx schema` and docs/dev/swap-output.md.
 erode/blur use DeepFaceLab's units (pixels of the face at 4x the model resolution), so they look the same at
 any plate resolution.
 """
