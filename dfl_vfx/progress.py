@@ -2,7 +2,8 @@
 
 Farm logs and ``make demo > log`` must not fill with carriage returns, so a bar is drawn only when stderr is a
 terminal. Elsewhere :class:`LineProgress` logs ``desc: 12/48 frames (25%), 3.1 frames/s, 12 s left`` every
-``every`` items (default: a tenth of the total) and once at the end. ``enabled=False`` shows nothing.
+``every`` items (default: a tenth of the total), at most one line per ``min_interval`` seconds (default 1 s, so a
+short job is not one line per item), and once at the end. ``enabled=False`` shows nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ class LineProgress:
     """The parts of tqdm's interface we use, reported as a log line every ``every`` items."""
 
     def __init__(self, iterable: Iterable | None = None, total: int | None = None, desc: str = "",
-                 unit: str = "it", initial: int = 0, every: int | None = None, quiet: bool = False) -> None:
+                 unit: str = "it", initial: int = 0, every: int | None = None, quiet: bool = False,
+                 min_interval: float = 1.0) -> None:
         self.iterable = iterable
         if total is None and iterable is not None and hasattr(iterable, "__len__"):
             total = len(iterable)  # type: ignore[arg-type]
@@ -38,9 +40,11 @@ class LineProgress:
         self._start_n = initial
         self.every = max(1, every if every else (math.ceil(total / 10) if total else 100))
         self.quiet = quiet
+        self.min_interval = min_interval
         self.postfix = ""
         self._start = time.monotonic()
         self._last_reported = initial
+        self._last_time = self._start
         self._closed = False
 
     def __iter__(self) -> Iterator:
@@ -76,8 +80,11 @@ class LineProgress:
 
     def update(self, n: int = 1) -> None:
         self.n += n
-        if not self.quiet and self.n - self._last_reported >= self.every:
-            self._last_reported = self.n
+        if self.quiet or self.n - self._last_reported < self.every:
+            return
+        now = time.monotonic()
+        if now - self._last_time >= self.min_interval:
+            self._last_reported, self._last_time = self.n, now
             log.info("%s", self.line())
 
     def set_postfix(self, ordered_dict: dict | None = None, refresh: bool = True, **kwargs: Any) -> None:
@@ -97,7 +104,7 @@ class LineProgress:
 
 def progress_bar(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "", unit: str = "it",
                  enabled: bool | None = None, initial: int = 0, every: int | None = None,
-                 stream: TextIO | None = None) -> Any:
+                 min_interval: float = 1.0, stream: TextIO | None = None) -> Any:
     """A progress reporter with tqdm's interface (iterate, ``update``, ``set_postfix``, ``close``).
 
     ``enabled``: None or True report progress (a bar on a terminal, log lines elsewhere); False reports nothing.
@@ -107,4 +114,4 @@ def progress_bar(iterable: Iterable | None = None, *, total: int | None = None, 
     if enabled is not False and is_terminal:
         return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial, file=stream)
     return LineProgress(iterable, total=total, desc=desc, unit=unit, initial=initial, every=every,
-                        quiet=enabled is False)
+                        quiet=enabled is False, min_interval=min_interval)

@@ -25,7 +25,7 @@ def test_terminal_gets_a_tqdm_bar() -> None:
 def test_log_gets_lines_every_n_items_and_no_carriage_returns(caplog: pytest.LogCaptureFixture) -> None:
     stream = io.StringIO()  # a redirected log: not a terminal
     caplog.set_level(logging.INFO, logger="dfl_vfx.progress")
-    bar = progress_bar(range(48), desc="swap", unit="frame", enabled=True, stream=stream)
+    bar = progress_bar(range(48), desc="swap", unit="frame", enabled=True, min_interval=0, stream=stream)
     assert isinstance(bar, LineProgress)
     assert list(bar) == list(range(48))
     assert stream.getvalue() == ""
@@ -39,7 +39,7 @@ def test_log_gets_lines_every_n_items_and_no_carriage_returns(caplog: pytest.Log
 
 def test_update_postfix_and_unknown_total(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="dfl_vfx.progress")
-    with progress_bar(desc="train", unit="it", every=2, initial=10, stream=io.StringIO()) as bar:
+    with progress_bar(desc="train", unit="it", every=2, initial=10, min_interval=0, stream=io.StringIO()) as bar:
         for _ in range(5):
             bar.update(1)
             bar.set_postfix(src="0.1234")
@@ -56,3 +56,10 @@ def test_disabled_reports_nothing(caplog: pytest.LogCaptureFixture) -> None:
     assert list(progress_bar(range(20), desc="x", enabled=False, stream=terminal)) == list(range(20))
     assert terminal.getvalue() == ""
     assert caplog.records == []
+
+
+def test_a_fast_short_job_is_not_a_line_per_item(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="dfl_vfx.progress")
+    assert list(progress_bar(range(8), desc="load src", unit="face", stream=io.StringIO())) == list(range(8))
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and lines[0].startswith("load src: 8/8 faces (100%)")
