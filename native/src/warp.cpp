@@ -185,6 +185,8 @@ void warp_rows(const T* src, int src_h, int src_w, int channels, const double* m
     });
 }
 
+// Fast paths for the channel counts the merge uses (1..4, and 5: face RGB + mask + coverage); any other count takes
+// the run-time loop, which sums the taps in the same order (so results are bit-identical across the two).
 template <class K, typename T>
 void warp_kernel(const T* src, int src_h, int src_w, int channels, const double* m, const Box& box, float* dst,
                  int threads) {
@@ -193,6 +195,7 @@ void warp_kernel(const T* src, int src_h, int src_w, int channels, const double*
         case 2: return warp_rows<K, 2, T>(src, src_h, src_w, channels, m, box, dst, threads);
         case 3: return warp_rows<K, 3, T>(src, src_h, src_w, channels, m, box, dst, threads);
         case 4: return warp_rows<K, 4, T>(src, src_h, src_w, channels, m, box, dst, threads);
+        case 5: return warp_rows<K, 5, T>(src, src_h, src_w, channels, m, box, dst, threads);
         default: return warp_rows<K, 0, T>(src, src_h, src_w, channels, m, box, dst, threads);
     }
 }
