@@ -21,11 +21,11 @@ import torch
 from dfl_vfx.color.ocio import WORKING_SPACE, WorkingSpace, plate_colorspace, unpremultiply
 from dfl_vfx.errors import DflError
 from dfl_vfx.eval.metrics import EvalReport, identity_distance, landmark_distance, pose_distance, ssim
-from dfl_vfx.extract.pipeline import find_plate_faces
 from dfl_vfx.face.align import transform_points, warp_to_aligned
 from dfl_vfx.face.detect import create_backend
 from dfl_vfx.face.detect.base import FaceBackend
 from dfl_vfx.face.face_type import FaceType
+from dfl_vfx.face.finder import find_plate_faces
 from dfl_vfx.face.identity import FaceEmbedder
 from dfl_vfx.face.masks import hull_mask
 from dfl_vfx.faceset import FaceRecord, Faceset

@@ -24,7 +24,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,11 +44,12 @@ from dfl_vfx.color.ocio import (
 from dfl_vfx.errors import DflError
 from dfl_vfx.extract.parent_watch import exit_with_parent
 from dfl_vfx.face.align import aligned_quad, get_transform_mat, transform_points, warp_to_aligned
-from dfl_vfx.face.detect import DetectedFace, create_backend
-from dfl_vfx.face.detect.base import AUTO, FaceBackend, detection_plan, plan_candidates, resolve_min_face
+from dfl_vfx.face.detect import create_backend
+from dfl_vfx.face.detect.base import AUTO
 from dfl_vfx.face.draw import draw_landmarks, draw_quad
 from dfl_vfx.face.face_type import FaceType
-from dfl_vfx.face.identity import FaceEmbedder
+from dfl_vfx.face.finder import FaceSearch, faces_needed, reference_embeddings
+from dfl_vfx.face.finder import find_plate_faces as find_plate_faces  # re-exported: bench/extract_bench.py
 from dfl_vfx.face.pose import estimate_pitch_yaw_roll
 from dfl_vfx.face.selection import FaceFilter
 from dfl_vfx.face.smoothing import smooth_landmark_track
@@ -64,7 +65,6 @@ log = logging.getLogger(__name__)
 
 ALIGNMENTS_FILE = "alignments.json"
 SUMMARY_FILE = "extract_summary.json"
-LANDMARK_MARGIN = 0.3  # crop around a detector rect for full-resolution landmarks, in rect sizes
 
 
 @dataclass
@@ -93,11 +93,15 @@ class ExtractOptions:
 
     def enough_faces(self) -> int:
         """How many faces a frame needs for the selection to be decided by the largest (0: every face counts)."""
-        if self.select == "largest":
-            return self.max_faces or 1
-        if self.select == "all":
-            return self.max_faces
-        return 0
+        return faces_needed(self.select, self.max_faces)
+
+    def face_search(self, reference: np.ndarray | None = None) -> FaceSearch:
+        """How a frame's faces are found and chosen under these options (a new backend, not shared)."""
+        return FaceSearch(
+            backend=create_backend(self.detector, **self.detector_options),
+            face_filter=FaceFilter(self.select, self.max_faces, self.point, self.identity_threshold),
+            detect_size=self.detect_size, min_face=self.min_face, reference=reference,
+        )
 
     def detection_key(self) -> dict[str, object]:
         """The options that change detections: a cached pass 1 is reused only when these match."""
@@ -180,10 +184,7 @@ class ExtractSummary:
 @dataclass
 class _Worker:
     options: ExtractOptions
-    backend: FaceBackend
-    face_filter: FaceFilter
-    reference: np.ndarray | None
-    embedder: FaceEmbedder | None
+    search: FaceSearch
     faceset_root: str = ""
     spaces: dict[str, WorkingSpace] = field(default_factory=dict)
 
@@ -199,15 +200,7 @@ _LOCAL = threading.local()
 
 
 def _new_worker(options: ExtractOptions, reference: np.ndarray | None, faceset_root: str) -> _Worker:
-    embedder = FaceEmbedder() if options.select == "identity" else None
-    return _Worker(
-        options=options,
-        backend=create_backend(options.detector, **options.detector_options),
-        face_filter=FaceFilter(options.select, options.max_faces, options.point, options.identity_threshold),
-        reference=reference,
-        embedder=embedder,
-        faceset_root=faceset_root,
-    )
+    return _Worker(options=options, search=options.face_search(reference), faceset_root=faceset_root)
 
 
 def _current_worker() -> _Worker:
@@ -256,12 +249,7 @@ def _detect_frame(frame: int, path: str) -> FrameFaces:
         image, rgb, _ = _read_plate(Path(path), frame, result.warnings, with_alpha=False)
         space = worker.space(plate_colorspace(opts.colorspace, image.metadata, load_config(opts.ocio_config)))
         result.plate_colorspace = space.plate_space
-        faces = find_plate_faces(rgb, space.display_uint8, worker.backend, opts.detect_size, opts.min_face,
-                                 opts.enough_faces())
-        embeddings = None
-        if worker.embedder is not None and faces:
-            embeddings = np.stack([_embed(worker.embedder, rgb, space, f) for f in faces])
-        faces = worker.face_filter.apply(faces, embeddings, worker.reference)
+        faces = worker.search.find(rgb, space.display_uint8)
     except DflError as exc:
         result.error = str(exc)
         return result
@@ -276,47 +264,6 @@ def _detect_frame(frame: int, path: str) -> FrameFaces:
             }
         )
     return result
-
-
-def _crop_box(rect: tuple[float, float, float, float], shape: tuple[int, int], margin: float) -> tuple[int, ...]:
-    l, t, r, b = rect
-    pad = margin * max(r - l, b - t)
-    h, w = shape
-    x0, y0 = max(0, int(l - pad)), max(0, int(t - pad))
-    x1, y1 = min(w, int(np.ceil(r + pad)) + 1), min(h, int(np.ceil(b + pad)) + 1)
-    return x0, y0, x1, y1
-
-
-def find_plate_faces(
-    rgb: np.ndarray,
-    to_display: Callable[[np.ndarray], np.ndarray],
-    backend: FaceBackend,
-    detect_size: int = AUTO,
-    min_face: int = AUTO,
-    enough: int = 0,
-) -> list[DetectedFace]:
-    """Faces of a scene-linear plate: detection on downscaled display copies, landmarks on full-res crops.
-
-    ``detect_size`` and ``min_face`` of ``AUTO`` (0) are derived from the frame and the backend (see
-    `dfl_vfx.face.detect.base.detection_plan`); ``enough`` > 0 says only that many of the largest faces are
-    wanted, which lets a coarse copy answer for frames with big faces. Only the small copies and the crops
-    around each face go through the display transform, never the whole frame. Coordinates are array pixels of
-    ``rgb``.
-    """
-    h, w = rgb.shape[:2]
-    faces = []
-    for rect, score in plan_candidates(rgb, to_display, backend, detect_size, min_face, enough):
-        x0, y0, x1, y1 = _crop_box(rect, (h, w), LANDMARK_MARGIN)
-        crop = to_display(rgb[y0:y1, x0:x1])
-        local = (rect[0] - x0, rect[1] - y0, rect[2] - x0, rect[3] - y0)
-        points = np.asarray(backend.landmarks(crop, local), np.float64).reshape(68, 2) + (x0, y0)
-        faces.append(DetectedFace(rect=rect, score=score, landmarks=points))
-    return faces
-
-
-def _embed(embedder: FaceEmbedder, rgb: np.ndarray, space: WorkingSpace, face: DetectedFace) -> np.ndarray:
-    x0, y0, x1, y1 = _crop_box(face.rect, rgb.shape[:2], LANDMARK_MARGIN)
-    return embedder.embed(space.display_uint8(rgb[y0:y1, x0:x1]), face.landmarks - (x0, y0))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -495,26 +442,6 @@ def _save_alignments(path: Path, key: dict[str, object], frames: dict[int, Frame
     write_text_atomic(path, json.dumps(data))
 
 
-def _reference_embeddings(paths: Iterable[str], options: ExtractOptions) -> np.ndarray | None:
-    """128-d descriptors of the faces in the reference images (the largest face of each)."""
-    paths = list(paths)
-    if not paths:
-        return None
-    backend = create_backend(options.detector, **options.detector_options)
-    embedder = FaceEmbedder()
-    rows = []
-    for p in paths:
-        image = read_image(p)
-        space = WorkingSpace(plate_colorspace(options.colorspace, image.metadata), WORKING_SPACE, options.ocio_config)
-        rgb = np.nan_to_num(image.rgb())
-        faces = find_plate_faces(rgb, space.display_uint8, backend, options.detect_size, options.min_face, 1)
-        if not faces:
-            raise DflError(f"--reference {p}: no face found; give a clear photo of the person to keep "
-                           "(or a smaller --min-face)")
-        rows.append(_embed(embedder, rgb, space, faces[0]))
-    return np.stack(rows)
-
-
 def _validate(options: ExtractOptions) -> FaceType:
     face_type = FaceType.parse(options.face_type)
     if not face_type.has_crop:
@@ -608,7 +535,8 @@ def extract(plate: str, faceset_dir: str, options: ExtractOptions, frames: str |
     present = [f for f in sequence.frames if f not in missing]
     if present:
         summary.detection = describe_detection(sequence.path(present[0]), options)
-    reference = _reference_embeddings(options.reference, options)
+    reference = reference_embeddings(options.reference, create_backend(options.detector, **options.detector_options),
+                                     options.colorspace, options.ocio_config, options.detect_size, options.min_face)
     init_args = (options, reference, str(faceset_dir))
 
     alignments_path = Path(faceset_dir) / ALIGNMENTS_FILE
@@ -668,19 +596,8 @@ def describe_detection(path: Path, options: ExtractOptions) -> str:
         window = read_header(path).data_window
     except DflError:
         return ""  # the frame's own error is reported with the skipped frames
-    shape = (window.height, window.width)
-    backend = create_backend(options.detector, **options.detector_options)
-    plan = detection_plan(shape, backend, options.detect_size, options.min_face, options.enough_faces())
-    sizes = [f"{max(1, round(shape[1] * f))}x{max(1, round(shape[0] * f))}" for f, _ in plan]
-    where = f"a {sizes[-1]} copy"
-    if len(sizes) > 1:
-        where = f"a {sizes[0]} copy, then {where} when that holds under {options.enough_faces()} face(s)"
-    settings = ", ".join(
-        f"{name} {'auto' if value == AUTO else value}"
-        for name, value in (("--min-face", options.min_face), ("--detect-size", options.detect_size))
-    )
-    smallest = resolve_min_face(options.min_face, shape)
-    return f"detection: faces from {smallest} px, searched on {where} of {shape[1]}x{shape[0]} ({settings})"
+    search = options.face_search()
+    return f"detection: {search.describe((window.height, window.width))}"
 
 
 def default_jobs() -> int:

@@ -17,8 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from dfl_vfx.errors import DflError
-from dfl_vfx.extract.pipeline import ALIGNMENTS_FILE, ExtractOptions, find_plate_faces
+from dfl_vfx.extract.pipeline import ALIGNMENTS_FILE
 from dfl_vfx.face.detect import create_backend
+from dfl_vfx.face.detect.base import AUTO
+from dfl_vfx.face.finder import FaceSearch
+from dfl_vfx.face.selection import FaceFilter
 from dfl_vfx.faceset import Faceset
 from dfl_vfx.merge.merger import FacePlan
 
@@ -79,17 +82,14 @@ class FaceFinder:
     ``detect_size`` and ``min_face`` default to `dfl-vfx extract`'s, so swap finds the faces extract would.
     """
 
-    def __init__(self, detector: str = "dlib", detect_size: int | None = None, min_face: int | None = None) -> None:
-        defaults = ExtractOptions()
-        self.backend = create_backend(detector)
-        self.detect_size = defaults.detect_size if detect_size is None else detect_size
-        self.min_face = defaults.min_face if min_face is None else min_face
+    def __init__(self, detector: str = "dlib", detect_size: int = AUTO, min_face: int = AUTO) -> None:
+        self.search = FaceSearch(create_backend(detector), FaceFilter("all"), detect_size, min_face)
 
     def plans(self, rgb: np.ndarray, origin: tuple[int, int],
               to_display: Callable[[np.ndarray], np.ndarray]) -> list[FacePlan]:
         """Faces of a frame's RGB (any float dtype, NaN allowed) as plans in absolute plate pixels."""
         finite = np.nan_to_num(np.asarray(rgb[..., :3], np.float32), nan=0.0, posinf=0.0, neginf=0.0)
         with DETECTION_LOCK:
-            faces = find_plate_faces(finite, to_display, self.backend, self.detect_size, self.min_face)
+            faces = self.search.find(finite, to_display)
         faces.sort(key=lambda face: face.rect[0])
         return [FacePlan(face.landmarks + np.array(origin, np.float64), i, i) for i, face in enumerate(faces)]
