@@ -9,7 +9,6 @@ whatever backend it holds; reading, inference, merging and writing of other fram
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -17,51 +16,42 @@ from pathlib import Path
 import numpy as np
 
 from dfl_vfx.errors import DflError
-from dfl_vfx.extract.pipeline import ALIGNMENTS_FILE
 from dfl_vfx.face.detect import create_backend
 from dfl_vfx.face.detect.base import AUTO
 from dfl_vfx.face.finder import FaceSearch
 from dfl_vfx.face.selection import FaceFilter
 from dfl_vfx.faceset import Faceset
+from dfl_vfx.faceset.alignments import ALIGNMENTS_FILE, alignments_path, read_alignments
 from dfl_vfx.merge.merger import FacePlan
 
 # One lock for every finder in the process: the dlib backend's native objects are process-wide singletons.
 DETECTION_LOCK = threading.Lock()
 
 
-def _centroid(landmarks: object) -> np.ndarray:
-    return np.asarray(landmarks, np.float64).reshape(68, 2).mean(axis=0)
-
-
 def faceset_plans(faceset_dir: str | Path, frames: list[int]) -> dict[int, list[FacePlan]]:
     """Per frame, the faces an extraction found (temporally smoothed landmarks, track ids, motion)."""
     root = Path(faceset_dir)
-    path = root / ALIGNMENTS_FILE
+    path = alignments_path(root)
     if not path.is_file():
         raise DflError(f"--faceset {root}: no {ALIGNMENTS_FILE}; run `dfl-vfx extract PLATE --out {root}` first "
                        "or leave --faceset out to detect faces while swapping")
-    try:
-        data = json.loads(path.read_text())
-        tracks = {int(f): jobs for f, jobs in data["tracks"].items()}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DflError(f"{path}: unreadable alignments ({exc}); rerun `dfl-vfx extract` for this plate") from None
+    tracks = read_alignments(path).tracks
     by_track: dict[int, dict[int, np.ndarray]] = {}
-    for f, jobs in tracks.items():
-        for job in jobs:
-            by_track.setdefault(int(job["track_id"]), {})[f] = _centroid(job["landmarks"])
+    for f, faces in tracks.items():
+        for face in faces:
+            by_track.setdefault(face.track_id, {})[f] = face.landmarks_array().mean(axis=0)
     plans: dict[int, list[FacePlan]] = {}
     for f in frames:
         plans[f] = []
-        for job in tracks.get(f, []):
-            track = by_track[int(job["track_id"])]
+        for face in tracks.get(f, []):
+            track = by_track[face.track_id]
             before, after = track.get(f - 1), track.get(f + 1)
             motion = None
             if before is not None and after is not None:
                 motion = (after - before) / 2.0
             elif before is not None or after is not None:
                 motion = (after - track[f]) if after is not None else (track[f] - before)
-            plans[f].append(FacePlan(np.asarray(job["landmarks"], np.float64).reshape(68, 2),
-                                     int(job["face_index"]), int(job["track_id"]), motion))
+            plans[f].append(FacePlan(face.landmarks_array(), face.face_index, face.track_id, motion))
     return plans
 
 

@@ -9,11 +9,11 @@ import pytest
 
 from dfl_vfx.errors import DflError
 from dfl_vfx.eval.shot import FACES_ATTRIBUTE, _dst_model_face, _read_frame, _Spaces, evaluate_shot, swap_faces
-from dfl_vfx.extract.pipeline import ALIGNMENTS_FILE
 from dfl_vfx.face.align import aligned_quad, get_transform_mat
 from dfl_vfx.face.face_type import FaceType
 from dfl_vfx.face.identity import SAME_PERSON_DISTANCE
 from dfl_vfx.faceset import Faceset
+from dfl_vfx.faceset.alignments import read_alignments
 from dfl_vfx.io.image import read_image, write_image
 from dfl_vfx.io.sequence import open_sequence
 from trainer.config import load_config
@@ -24,15 +24,15 @@ FRAMES = (1001, 1002, 1003)
 
 def write_noop_swap(plate_dir: Path, dst_faceset: Path, out: Path, size: int = 64, blank_faces: bool = False) -> None:
     """Plate frames copied as swap output, each face listed in the header as `dfl-vfx swap` writes it."""
-    tracks = json.loads((dst_faceset / ALIGNMENTS_FILE).read_text())["tracks"]
+    tracks = read_alignments(dst_faceset).tracks
     for frame in FRAMES:
         image = read_image(plate_dir / f"plate.{frame}.exr")
         faces = []
-        for job in tracks[str(frame)]:
-            landmarks = np.asarray(job["landmarks"])
+        for tracked in tracks[frame]:
+            landmarks = tracked.landmarks_array()
             matrix = get_transform_mat(landmarks, size, FaceType.FULL)
             quad = aligned_quad(matrix, size)
-            faces.append({"index": job["face_index"], "track_id": job["track_id"], "landmarks": landmarks.tolist(),
+            faces.append({"index": tracked.face_index, "track_id": tracked.track_id, "landmarks": landmarks.tolist(),
                           "matrix": matrix.tolist(), "resolution": size, "face_type": "f",
                           "bbox": [*np.floor(quad.min(axis=0)).tolist(), *np.ceil(quad.max(axis=0)).tolist()]})
             if blank_faces:  # a flat grey card over the face: nothing left to detect
