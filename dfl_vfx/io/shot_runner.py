@@ -125,8 +125,9 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 def _first_line(exc: BaseException) -> str:
-    lines = f"{type(exc).__name__}: {exc}".splitlines()
-    return lines[0] if lines else type(exc).__name__
+    """``Type: first line of the message`` (the type alone for an exception without a message)."""
+    lines = str(exc).splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 class _Recorder:
