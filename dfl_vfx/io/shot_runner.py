@@ -54,7 +54,7 @@ class FrameRun:
     failed: dict[int, str] = field(default_factory=dict)  # frame -> one-line reason
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
-    started_at: float = field(default_factory=time.time)  # seconds since the epoch
+    started_at: float = field(default_factory=time.time)  # when the frame loop began, seconds since the epoch
     frames_s: float = 0.0  # wall time of the frame loop so far
 
     @property
@@ -214,6 +214,7 @@ def run_frames(
     bar = progress_bar(total=len(todo), desc=desc, unit=unit, enabled=progress)
     pending: dict[Future, int] = {}
     queue = deque(todo)
+    run.started_at = time.time()
     start = time.perf_counter()
 
     def save() -> None:
