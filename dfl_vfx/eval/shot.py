@@ -9,7 +9,6 @@ those landmarks (the header's when none is found, and the frame then counts as m
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,8 @@ import torch
 from dfl_vfx.color.ocio import WORKING_SPACE, WorkingSpace, plate_colorspace, unpremultiply
 from dfl_vfx.errors import DflError
 from dfl_vfx.eval.metrics import EvalReport, identity_distance, landmark_distance, pose_distance, ssim
-from dfl_vfx.face.align import transform_points, warp_to_aligned
+from dfl_vfx.face.align import transform_points
+from dfl_vfx.face.crop import crop_face_at
 from dfl_vfx.face.detect import create_backend
 from dfl_vfx.face.detect.base import FaceBackend
 from dfl_vfx.face.face_type import FaceType
@@ -34,8 +34,8 @@ from dfl_vfx.io.sequence import FrameSequence, open_sequence
 from dfl_vfx.models.checkpoint import load_model
 from dfl_vfx.models.saehd import SAEHD
 from dfl_vfx.progress import progress_bar
+from dfl_vfx.swap.header import FACES_ATTRIBUTE, read_face_records
 
-FACES_ATTRIBUTE = "dfl_vfx:faces"
 SEARCH_MARGIN = 1.0  # region searched around a header face, in face sizes on every side
 MATCH_DISTANCE = 0.5  # a found face matches when its landmark centre is this many face sizes away at most
 BATCH = 16  # faces per model forward
@@ -67,20 +67,6 @@ class _Found:
     embedding: np.ndarray
 
 
-def _parse_faces(path: Path, frame: int, text: object) -> list[SwapFace]:
-    try:
-        entries = json.loads(str(text))
-        return [
-            SwapFace(frame, path, np.asarray(e["landmarks"], np.float64).reshape(68, 2),
-                     np.asarray(e["matrix"], np.float64).reshape(2, 3), int(e["resolution"]),
-                     FaceType.parse(str(e["face_type"])))
-            for e in entries
-        ]
-    except (ValueError, TypeError, KeyError) as exc:
-        raise DflError(f"{path}: unreadable {FACES_ATTRIBUTE} header ({exc}); re-render this frame with "
-                       "`dfl-vfx swap`") from None
-
-
 def swap_faces(sequence: FrameSequence) -> list[SwapFace]:
     """Every face listed in the headers of the sequence's existing frames, in frame order."""
     faces: list[SwapFace] = []
@@ -89,11 +75,12 @@ def swap_faces(sequence: FrameSequence) -> list[SwapFace]:
         path = sequence.path(frame)
         if not path.is_file():
             continue
-        text = read_header(path).metadata.get(FACES_ATTRIBUTE)
-        if text is None:
+        records = read_face_records(read_header(path).metadata, path)
+        if records is None:
             continue
         tagged += 1
-        faces.extend(_parse_faces(path, frame, text))
+        faces.extend(SwapFace(frame, path, r.landmarks, r.matrix, r.resolution, FaceType.parse(r.face_type))
+                     for r in records)
     if not tagged:
         raise DflError(f"{sequence.pattern}: no frame carries a {FACES_ATTRIBUTE} header; give the output of "
                        "`dfl-vfx swap`")
@@ -213,9 +200,8 @@ def _group_by_frame(faces: Iterable[SwapFace]) -> dict[int, list[SwapFace]]:
 
 def _dst_model_face(frame: _Frame, face: SwapFace, resolution: int) -> tuple[np.ndarray, np.ndarray]:
     """The plate's face cut with the header's matrix, in the working space at the model's resolution."""
-    local = face.matrix.copy()
-    local[:, 2] += face.matrix[:, :2] @ frame.origin  # the matrix takes absolute pixels; the array starts at origin
-    crop = warp_to_aligned(frame.rgb, local, face.resolution, "lanczos")
+    origin = (int(frame.origin[0]), int(frame.origin[1]))
+    crop = crop_face_at(frame.rgb, None, origin, face.matrix, face.resolution)  # the crop extract and swap make
     landmarks = transform_points(face.landmarks, face.matrix)
     return _model_face(frame.space.to_working(crop), landmarks, resolution)
 

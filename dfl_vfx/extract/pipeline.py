@@ -43,7 +43,8 @@ from dfl_vfx.color.ocio import (
 )
 from dfl_vfx.errors import DflError
 from dfl_vfx.extract.parent_watch import exit_with_parent
-from dfl_vfx.face.align import aligned_quad, get_transform_mat, transform_points, warp_to_aligned
+from dfl_vfx.face.align import aligned_quad, get_transform_mat, transform_points
+from dfl_vfx.face.crop import crop_face
 from dfl_vfx.face.detect import create_backend
 from dfl_vfx.face.detect.base import AUTO
 from dfl_vfx.face.draw import draw_landmarks, draw_quad
@@ -284,18 +285,9 @@ class _FaceJob:
 def face_crop(
     rgb: np.ndarray, origin: tuple[int, int], landmarks: np.ndarray, size: int, face_type: FaceType
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(aligned face in plate colours, absolute frame->aligned matrix), warping only the face's bounding box."""
-    mat = get_transform_mat(landmarks, size, face_type)
-    quad = aligned_quad(mat, size) - origin  # array pixels
-    h, w = rgb.shape[:2]
-    x0, y0 = (max(0, int(np.floor(v)) - 4) for v in quad.min(axis=0))
-    x1, y1 = (int(np.ceil(v)) + 5 for v in quad.max(axis=0))
-    x1, y1 = min(w, x1), min(h, y1)
-    local = mat.copy()
-    local[:, 2] += mat[:, :2] @ np.array([origin[0] + x0, origin[1] + y0], np.float64)
-    if x1 <= x0 or y1 <= y0:
-        return np.zeros((size, size, rgb.shape[2]), np.float32), mat
-    return warp_to_aligned(rgb[y0:y1, x0:x1], local, size, "lanczos"), mat
+    """(aligned face in plate colours, absolute frame->aligned matrix) of the unpremultiplied plate ``rgb``: the
+    crop extraction, the merger and eval share (:func:`dfl_vfx.face.crop.crop_face`)."""
+    return crop_face(rgb, None, origin, landmarks, face_type, size)
 
 
 def _face_rows(jobs: list[_FaceJob], size: int, face_type: FaceType) -> tuple[int, int]:

@@ -4,7 +4,9 @@ Every function validates its tensors, allocates outputs and scratch with torch (
 enqueues the kernels on torch's current CUDA stream of the tensors' device: the work stays on the GPU, nothing is
 copied back to the host, and it is ordered with other torch, ONNX Runtime or TensorRT work on that stream. Matrices,
 boxes and scalars are host values. A missing GPU or CUDA build, a host (CPU) tensor or a bad option value is a
-DflError; a wrong shape, dtype or layout is a ValueError, as in :mod:`dfl_vfx.merge.ops`.
+DflError; a wrong shape, dtype or layout is a ValueError, as in :mod:`dfl_vfx.merge.ops`. :class:`CudaMergeOps` is the
+merger's :class:`~dfl_vfx.merge.merge_ops.MergeOps` on these functions. With :mod:`dfl_vfx.merge.color_transfer_torch`
+this is where the merge imports torch, and the merger imports it only for a CUDA merge.
 """
 
 from __future__ import annotations
@@ -13,11 +15,18 @@ import numpy as np
 import torch
 
 from dfl_vfx import native
+from dfl_vfx.color.ocio import ALPHA_EPSILON
 from dfl_vfx.errors import DflError
+from dfl_vfx.face.crop import local_matrix
+from dfl_vfx.merge.color_transfer import transfer_color
+from dfl_vfx.merge.color_transfer_torch import TORCH_TRANSFER_MODES
+from dfl_vfx.merge.color_transfer_torch import transfer_color as transfer_color_torch
+from dfl_vfx.merge.face_filters import motion_blur, sharpen
 from dfl_vfx.merge.ops import check_interpolation, finite_pixels
 from dfl_vfx.merge.reference import paste_bbox
 
-__all__ = ["composite", "crop_to_aligned", "erode_dilate", "gaussian_blur", "paste_face", "warp_to_plate"]
+__all__ = ["CudaMergeOps", "composite", "crop_to_aligned", "erode_dilate", "gaussian_blur", "paste_face",
+           "warp_to_plate"]
 
 _DTYPE_NAMES = {torch.float32: "float32", torch.float16: "float16"}
 
@@ -225,3 +234,99 @@ def paste_face(plate: torch.Tensor, face: torch.Tensor, mask: torch.Tensor, matr
                       erode_px, blur_sigma, interpolation, alpha_channel, final.data_ptr(), workspace.data_ptr(),
                       device, stream)
     return bbox, final
+
+
+class CudaMergeOps:
+    """:class:`dfl_vfx.merge.merge_ops.MergeOps` on CUDA tensors, on torch's current stream.
+
+    rct colour transfer runs in torch; the other colour modes, sharpening and motion blur take the aligned face
+    (R x R, not the plate) through the host and back.
+    """
+
+    on_gpu = True
+
+    def __init__(self, device: str = "cuda:0") -> None:
+        self.device = torch.device(device if device.startswith("cuda") else "cuda:0")
+
+    def upload(self, array: np.ndarray | torch.Tensor) -> torch.Tensor:
+        if isinstance(array, torch.Tensor):  # already a tensor (the GPU-resident stage): just place it
+            return array.to(self.device).contiguous()
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        if tensor.dtype not in (torch.float16, torch.float32):
+            tensor = tensor.float()
+        return tensor.to(self.device, non_blocking=False)
+
+    def download(self, buffer: torch.Tensor) -> np.ndarray:
+        return buffer.cpu().numpy()
+
+    def zeros(self, shape: tuple[int, ...], dtype: np.dtype) -> torch.Tensor:
+        torch_dtype = torch.float16 if np.dtype(dtype) == np.float16 else torch.float32
+        return torch.zeros(shape, dtype=torch_dtype, device=self.device)
+
+    def contiguous(self, buffer: torch.Tensor) -> torch.Tensor:
+        return buffer.contiguous()
+
+    def float32(self, buffer: torch.Tensor) -> torch.Tensor:
+        return buffer.float().contiguous()
+
+    def crop_face(self, plate: torch.Tensor, alpha_channel: int | None, origin: tuple[int, int], matrix: np.ndarray,
+                  size: int) -> torch.Tensor:
+        """The device form of :func:`dfl_vfx.face.crop.crop_face_at`: the CUDA lanczos kernel, then unpremultiply
+        and clean. The crop is resampled premultiplied and unpremultiplied after (the host form does it before),
+        and a NaN in the plate blanks the taps around it; both differ from the host only at alpha edges and bad
+        pixels."""
+        crop = crop_to_aligned(plate, local_matrix(matrix, origin), size, "lanczos")
+        rgb = crop[..., :3]
+        if alpha_channel is not None:
+            alpha = crop[..., alpha_channel:alpha_channel + 1]
+            rgb = torch.where(alpha > ALPHA_EPSILON, rgb / alpha.clamp_min(ALPHA_EPSILON), rgb)
+        return torch.nan_to_num(rgb, nan=0.0, posinf=0.0, neginf=0.0)
+
+    def transfer_color(self, mode: str, face: torch.Tensor, source: torch.Tensor, mask: torch.Tensor,
+                       seed: int) -> torch.Tensor:
+        if mode in TORCH_TRANSFER_MODES:
+            return transfer_color_torch(mode, face, source, mask)
+        host_mask = self.download(mask)
+        return self.upload(transfer_color(mode, self.download(face), self.download(source), host_mask, host_mask,
+                                          seed=seed))
+
+    def clip_to_range(self, face: torch.Tensor, source: torch.Tensor, margin: float) -> torch.Tensor:
+        flat = source.reshape(-1, 3)
+        return torch.minimum(torch.maximum(face, flat.amin(0) - margin), flat.amax(0) + margin)
+
+    def sharpen(self, face: torch.Tensor, mode: str, amount: float, resolution: int) -> torch.Tensor:
+        return self.upload(sharpen(self.download(face), mode, amount, resolution))
+
+    def motion_blur(self, face: torch.Tensor, mask: torch.Tensor, velocity: tuple[float, float],
+                    power: float) -> tuple[torch.Tensor, torch.Tensor]:
+        blurred, blurred_mask = motion_blur(self.download(face), self.download(mask), velocity, power)
+        return self.upload(blurred), self.upload(blurred_mask)
+
+    def warp_source(self, face: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor) -> torch.Tensor:
+        face = self.upload(face).float()
+        mask = self.upload(mask).float()
+        return torch.cat([face, mask[..., None], torch.ones_like(face[..., :1])], dim=-1).contiguous()
+
+    def warp_to_plate(self, src: torch.Tensor, matrix: np.ndarray, bbox: tuple[int, int, int, int],
+                      interpolation: str) -> torch.Tensor:
+        return warp_to_plate(src, matrix, bbox, interpolation)
+
+    def unpremultiply(self, rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        safe = alpha.unsqueeze(-1)
+        return (rgb / safe.clamp_min(1e-6)) * (safe > 1e-6)
+
+    def union(self, matte: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return (1.0 - (1.0 - matte.float()) * (1.0 - mask)).to(matte.dtype)
+
+    def minimum(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.minimum(a, b)
+
+    def erode_dilate(self, mask: torch.Tensor, radius: float) -> torch.Tensor:
+        return erode_dilate(mask.float().contiguous(), radius)
+
+    def gaussian_blur(self, mask: torch.Tensor, sigma: float) -> torch.Tensor:
+        return gaussian_blur(mask.float().contiguous(), sigma)
+
+    def composite(self, plate: torch.Tensor, face: torch.Tensor, mask: torch.Tensor, origin: tuple[int, int],
+                  alpha_channel: int | None) -> None:
+        composite(plate, face, mask, origin, alpha_channel)

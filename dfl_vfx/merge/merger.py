@@ -12,6 +12,10 @@ to the face's coverage eroded by the blur margin, blur, zero below 1/255, times 
 face times ``2 ** face_exposure`` is composited by it. Erode and blur happen in plate pixels, never in aligned space,
 so a host's redo equals the engine's render.
 
+The steps are written once against the typed :class:`~dfl_vfx.merge.merge_ops.MergeOps`: NumPy arrays on the host
+(:class:`~dfl_vfx.merge.merge_ops.HostMergeOps`), CUDA tensors for a CUDA merge
+(:class:`~dfl_vfx.merge.cuda_ops.CudaMergeOps`, the only form that imports torch, and only when asked for).
+
 This module holds no file I/O: :mod:`dfl_vfx.swap` reads frames, runs the network and writes the layers.
 """
 
@@ -19,22 +23,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dfl_vfx.color.ocio import ALPHA_EPSILON, WorkingSpace, unpremultiply
-from dfl_vfx.color.torch_color import TorchWorkingSpace
-from dfl_vfx.face.align import aligned_quad, get_transform_mat, transform_points, warp_to_aligned
+from dfl_vfx.color.ocio import WorkingSpace
+from dfl_vfx.face.align import get_transform_mat, transform_points
+from dfl_vfx.face.crop import local_matrix
 from dfl_vfx.face.face_type import FaceType
 from dfl_vfx.face.masks import hull_mask
-from dfl_vfx.merge import ops
-from dfl_vfx.merge.color_transfer import transfer_color
-from dfl_vfx.merge.color_transfer_torch import TORCH_TRANSFER_MODES
-from dfl_vfx.merge.color_transfer_torch import transfer_color as transfer_color_torch
-from dfl_vfx.merge.face_filters import face_scale_matrix, motion_blur, sharpen
+from dfl_vfx.merge.face_filters import face_scale_matrix
 from dfl_vfx.merge.masks import (
     DEFAULT_MASK_MODE,
     combine_masks,
@@ -44,7 +43,11 @@ from dfl_vfx.merge.masks import (
     plate_erode_radius,
     plate_px_per_unit,
 )
+from dfl_vfx.merge.merge_ops import Buffer, ColourConversion, HostMergeOps, MergeOps
 from dfl_vfx.merge.reference import MASK_FLOOR, gaussian_taps, warp_footprint
+
+if TYPE_CHECKING:
+    from dfl_vfx.color.torch_color import TorchWorkingSpace
 
 LAYERS = ("rgba", "mask", "face", "raw", "matte")
 DEFAULT_LAYERS = ("rgba", "mask", "face")
@@ -107,7 +110,8 @@ class PreparedFace:
 
 @dataclass
 class PastedFace:
-    """What was pasted: for the header and the layers (what a host needs to redo the live steps of this face)."""
+    """What was pasted: for the header (:class:`dfl_vfx.swap.header.FaceRecord`) and the layers (what a host needs
+    to redo the live steps of this face)."""
 
     plan: FacePlan
     matrix: np.ndarray
@@ -119,22 +123,6 @@ class PastedFace:
     erode_px: float = 0.0  # disc radius the matte was eroded (> 0) or dilated (< 0) by
     clip_px: float = 0.0  # disc radius the coverage was eroded by before it limited the matte
     blur_sigma: float = 0.0  # Gaussian sigma of the matte's blur
-
-    def header_entry(self) -> dict[str, object]:
-        return {
-            "index": self.plan.index,
-            "track_id": self.plan.track_id,
-            "landmarks": np.round(self.plan.landmarks, 4).tolist(),
-            "matrix": np.round(self.matrix, 8).tolist(),
-            "resolution": self.resolution,
-            "face_type": self.face_type,
-            "bbox": list(self.bbox),
-            "footprint": list(self.footprint),
-            "px_per_unit": self.px_per_unit,
-            "erode_px": self.erode_px,
-            "clip_px": self.clip_px,
-            "blur_sigma": self.blur_sigma,
-        }
 
 
 @dataclass
@@ -148,27 +136,14 @@ class MergeLayers:
     faces: list[PastedFace] = field(default_factory=list)
 
 
-def _clip_to_source_range(face: np.ndarray, source: np.ndarray, margin: float = TRANSFER_MARGIN) -> np.ndarray:
-    """Keep a colour-transferred face within the destination crop's range (per channel, plus a margin).
-
-    Matching the statistics of a nearly flat prediction (an early model) multiplies its noise; in a log working
-    space that noise would come back as scene-linear values in the hundreds. DeepFaceLab clips to its [0, 1] image
-    range for the same reason; the plate's own range (highlights included) is the scene-linear analogue.
-    """
-    low = source.reshape(-1, 3).min(axis=0) - margin
-    high = source.reshape(-1, 3).max(axis=0) + margin
-    return np.clip(face, low, high).astype(np.float32)
-
-
-def _local_matrix(matrix: np.ndarray, origin: tuple[int, int]) -> np.ndarray:
-    """Absolute plate -> aligned becomes plate-array -> aligned."""
-    local = np.array(matrix, np.float64)
-    local[:, 2] += local[:, :2] @ np.array(origin, np.float64)
-    return local
-
-
 class FaceMerger:
-    """Merges predicted faces into plates for one model (resolution, face type, input space)."""
+    """Merges predicted faces into plates for one model (resolution, face type, input space).
+
+    The per-face steps are written once against :class:`~dfl_vfx.merge.merge_ops.MergeOps`: ``face_ops`` crop,
+    colour-match and filter the face in aligned space, ``ops`` paste it into the plate. On the host both are
+    :class:`~dfl_vfx.merge.merge_ops.HostMergeOps`; a CUDA merge pastes with
+    :class:`~dfl_vfx.merge.cuda_ops.CudaMergeOps` and, given a ``torch_space``, also crops and colours with it.
+    """
 
     def __init__(self, settings: MergeSettings, space: WorkingSpace, resolution: int, face_type: FaceType,
                  backend: str = "auto", threads: int = 0, device: str = "cuda:0",
@@ -176,7 +151,8 @@ class FaceMerger:
         """``backend``: auto | native | reference (NumPy arrays) or cuda (the plate lives on ``device``).
 
         With cuda and a ``torch_space`` (the plate -> model conversion in torch), faces are also cropped, converted
-        and colour-matched on the GPU (:meth:`prepare_device`, :meth:`finish_face_device`).
+        and colour-matched on the GPU (:attr:`device_stage`): :meth:`prepare` and :meth:`finish_face` then take
+        and give CUDA tensors. Only a CUDA merge imports torch.
         """
         settings.validate()
         self.settings = settings
@@ -185,108 +161,66 @@ class FaceMerger:
         self.face_type = face_type
         self.backend = backend
         self.threads = threads
-        self.ops = CudaMergeOps(device) if backend == "cuda" else HostMergeOps(backend, threads)
-        self.torch_space = torch_space if backend == "cuda" else None
-        self._needs = mask_names(settings.mask_mode)
+        self.ops: MergeOps
+        if backend == "cuda":
+            from dfl_vfx.merge.cuda_ops import CudaMergeOps
 
-    # -- before the network -------------------------------------------------------------------------------------
-
-    def prepare(self, rgb: np.ndarray, alpha: np.ndarray | None, origin: tuple[int, int],
-                plan: FacePlan) -> PreparedFace:
-        """Crop one face: only its box is converted to float32, cleaned of NaN/Inf and unpremultiplied."""
-        size = self.resolution
-        matrix = get_transform_mat(plan.landmarks, size, self.face_type)
-        quad = aligned_quad(matrix, size) - np.array(origin, np.float64)
-        h, w = rgb.shape[:2]
-        x0, y0 = (max(0, int(math.floor(v)) - 4) for v in quad.min(axis=0))
-        x1, y1 = min(w, int(math.ceil(quad[:, 0].max())) + 5), min(h, int(math.ceil(quad[:, 1].max())) + 5)
-        if x1 <= x0 or y1 <= y0:
-            crop = np.zeros((size, size, 3), np.float32)
+            self.ops = CudaMergeOps(device)
         else:
-            box = np.nan_to_num(np.asarray(rgb[y0:y1, x0:x1, :3], np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-            if alpha is not None:
-                a = np.asarray(alpha[y0:y1, x0:x1], np.float32)
-                box = unpremultiply(box, np.nan_to_num(a, nan=1.0))
-            local = _local_matrix(matrix, (origin[0] + x0, origin[1] + y0))
-            crop = warp_to_aligned(box, local, size, "lanczos")
-        aligned_landmarks = transform_points(plan.landmarks, matrix)
-        hull = hull_mask((size, size), aligned_landmarks).astype(np.float32)
-        return PreparedFace(plan, matrix, self.space.to_working(crop).astype(np.float32), hull)
-
-    # -- after the network --------------------------------------------------------------------------------------
-
-    def finish_face(self, prepared: PreparedFace, rgb: np.ndarray, mask_src: np.ndarray, mask_dst: np.ndarray,
-                    several_faces: bool) -> tuple[np.ndarray, np.ndarray]:
-        """(face in plate colours, mask) in aligned space, ready to paste."""
-        s = self.settings
-        masks = {"hull": prepared.hull, "learned-prd": mask_src, "learned-dst": mask_dst}
-        mask = combine_masks(s.mask_mode, {k: v for k, v in masks.items() if k in self._needs or k == "hull"})
-        face = np.asarray(rgb, np.float32)
-        if s.color_transfer != "none":
-            face = transfer_color(s.color_transfer, face, prepared.model_input, mask, mask, seed=s.seed)
-            face = _clip_to_source_range(face, prepared.model_input)
-        if s.sharpen_mode != "none" and s.sharpen_amount != 0:
-            face = sharpen(face, s.sharpen_mode, s.sharpen_amount, self.resolution)
-        if s.motion_blur > 0 and prepared.plan.motion is not None and not several_faces:
-            velocity = prepared.matrix[:, :2] @ np.asarray(prepared.plan.motion, np.float64)
-            face, mask = motion_blur(face, mask, (float(velocity[0]), float(velocity[1])), s.motion_blur)
-        return self.space.from_working(face).astype(np.float32), mask.astype(np.float32)
-
-    # -- the GPU-resident stage (plate, crop, network and paste stay on the device) -----------------------------
+            self.ops = HostMergeOps(backend, threads)
+        self.torch_space = torch_space if backend == "cuda" else None
+        # the aligned-space steps run where the face is: on the GPU with a device stage, else on the host
+        on_host = self.ops.on_gpu and not self.device_stage
+        self.face_ops: MergeOps = HostMergeOps(threads=threads) if on_host else self.ops
+        self.colours: ColourConversion = self.torch_space if self.torch_space is not None else space
+        self._needs = mask_names(settings.mask_mode)
 
     @property
     def device_stage(self) -> bool:
-        """Whether faces can be cropped and converted on the GPU (CUDA merge and a torch form of the colours)."""
+        """Whether faces are cropped, converted and colour-matched on the GPU (a CUDA merge with a torch form of
+        the colours): :meth:`prepare` then takes the plate as a CUDA tensor."""
         return self.torch_space is not None
 
-    def prepare_device(self, plate, alpha_channel: int | None, origin: tuple[int, int], plan: FacePlan) -> PreparedFace:
-        """:meth:`prepare` on a CUDA plate: lanczos crop by the CUDA kernel, then unpremultiply, clean, convert.
+    # -- before the network -------------------------------------------------------------------------------------
 
-        The crop is resampled premultiplied and unpremultiplied after (the host path does it before), and a NaN in
-        the plate blanks the taps around it; both differ from the host path only at alpha edges and bad pixels.
+    def prepare(self, plate: Buffer, alpha_channel: int | None, origin: tuple[int, int],
+                plan: FacePlan) -> PreparedFace:
+        """Crop one face for the network (:func:`dfl_vfx.face.crop.crop_face`, or its device form) and convert it
+        to the model's input space.
+
+        ``plate`` (H, W, C): premultiplied RGB first and its alpha at ``alpha_channel`` (None: opaque), a NumPy
+        array, or a CUDA tensor with :attr:`device_stage`; pixel (0, 0) lies at ``origin`` (absolute pixels).
         """
-        import torch
-
-        assert self.torch_space is not None
+        run = self.face_ops
         size = self.resolution
         matrix = get_transform_mat(plan.landmarks, size, self.face_type)
-        crop = self.ops.cuda_ops.crop_to_aligned(plate, _local_matrix(matrix, origin), size, "lanczos")
-        rgb = crop[..., :3]
-        if alpha_channel is not None:
-            alpha = crop[..., alpha_channel:alpha_channel + 1]
-            rgb = torch.where(alpha > ALPHA_EPSILON, rgb / alpha.clamp_min(ALPHA_EPSILON), rgb)
-        rgb = torch.nan_to_num(rgb, nan=0.0, posinf=0.0, neginf=0.0)
+        crop = run.crop_face(plate, alpha_channel, origin, matrix, size)
         hull = hull_mask((size, size), transform_points(plan.landmarks, matrix)).astype(np.float32)
-        return PreparedFace(plan, matrix, self.torch_space.to_working(rgb).contiguous(), self.ops.upload(hull))
+        return PreparedFace(plan, matrix, run.float32(self.colours.to_working(crop)), run.upload(hull))
 
-    def finish_face_device(self, prepared: PreparedFace, rgb, mask_src, mask_dst, several_faces: bool):
-        """:meth:`finish_face` on CUDA tensors. rct runs in torch; the other colour modes, sharpening and motion blur
-        take the aligned face (R x R, not the plate) through the host and back."""
-        import torch
+    # -- after the network --------------------------------------------------------------------------------------
 
-        assert self.torch_space is not None
+    def finish_face(self, prepared: PreparedFace, rgb: Buffer, mask_src: Buffer, mask_dst: Buffer,
+                    several_faces: bool) -> tuple[Buffer, Buffer]:
+        """(face in plate colours, mask) in aligned space, ready to paste: mask mode, colour transfer kept within
+        the crop's range, sharpen, motion blur, back to plate colours."""
+        run = self.face_ops
         s = self.settings
         masks = {"hull": prepared.hull, "learned-prd": mask_src, "learned-dst": mask_dst}
         mask = combine_masks(s.mask_mode, {k: v for k, v in masks.items() if k in self._needs or k == "hull"})
-        face = rgb.float()
-        source = prepared.model_input
-        if s.color_transfer in TORCH_TRANSFER_MODES:
-            face = transfer_color_torch(s.color_transfer, face, source, mask)
-        else:
-            host = transfer_color(s.color_transfer, face.cpu().numpy(), source.cpu().numpy(), mask.cpu().numpy(),
-                                  mask.cpu().numpy(), seed=s.seed)
-            face = self.ops.upload(host)
+        face = run.float32(rgb)
         if s.color_transfer != "none":
-            flat = source.reshape(-1, 3)
-            face = torch.minimum(torch.maximum(face, flat.amin(0) - TRANSFER_MARGIN), flat.amax(0) + TRANSFER_MARGIN)
+            face = run.transfer_color(s.color_transfer, face, prepared.model_input, mask, s.seed)
+            # Matching the statistics of a nearly flat prediction (an early model) multiplies its noise; in a log
+            # working space that noise would come back as scene-linear values in the hundreds. DeepFaceLab clips
+            # to its [0, 1] image range for the same reason; the crop's own range is the scene-linear analogue.
+            face = run.clip_to_range(face, prepared.model_input, TRANSFER_MARGIN)
         if s.sharpen_mode != "none" and s.sharpen_amount != 0:
-            face = self.ops.upload(sharpen(face.cpu().numpy(), s.sharpen_mode, s.sharpen_amount, self.resolution))
+            face = run.sharpen(face, s.sharpen_mode, s.sharpen_amount, self.resolution)
         if s.motion_blur > 0 and prepared.plan.motion is not None and not several_faces:
             velocity = prepared.matrix[:, :2] @ np.asarray(prepared.plan.motion, np.float64)
-            blurred, blurred_mask = motion_blur(face.cpu().numpy(), mask.cpu().numpy(),
-                                                (float(velocity[0]), float(velocity[1])), s.motion_blur)
-            face, mask = self.ops.upload(blurred), self.ops.upload(blurred_mask)
-        return self.torch_space.from_working(face).contiguous(), mask.float().contiguous()
+            face, mask = run.motion_blur(face, mask, (float(velocity[0]), float(velocity[1])), s.motion_blur)
+        return run.float32(self.colours.from_working(face)), run.float32(mask)
 
     def paste(self, plate, alpha_channel: int | None, origin: tuple[int, int], prepared: PreparedFace,
               face: np.ndarray, mask: np.ndarray, layers: MergeLayers) -> PastedFace:
@@ -295,12 +229,12 @@ class FaceMerger:
         Warp face, mask and a channel of ones (the coverage) into the plate together, then the live steps of
         :func:`shape_matte`, then composite the unpremultiplied face times ``2 ** face_exposure`` by that matte.
         ``plate`` and the layer buffers are NumPy arrays, or CUDA tensors when the merger runs on the GPU; both go
-        through the same steps (:class:`HostMergeOps`, :class:`CudaMergeOps`).
+        through the same steps (:class:`~dfl_vfx.merge.merge_ops.MergeOps`).
         """
         s = self.settings
         matrix = face_scale_matrix(prepared.matrix, self.resolution, s.face_scale) if s.face_scale else \
             prepared.matrix
-        local = _local_matrix(matrix, origin)
+        local = local_matrix(matrix, origin)
         px_per_unit = plate_px_per_unit(matrix)
         erode_px = plate_erode_radius(s.erode, matrix)
         clip_px = plate_clip_margin(s.blur, matrix)
@@ -345,8 +279,8 @@ def blur_reach(blur_sigma: float) -> int:
     return len(gaussian_taps(blur_sigma)) // 2 if blur_sigma > 0 else 0
 
 
-def shape_matte(run: HostMergeOps | CudaMergeOps, matte, coverage, erode_px: float, clip_px: float,
-                blur_sigma: float, opacity: float):
+def shape_matte(run: MergeOps, matte: Buffer, coverage: Buffer, erode_px: float, clip_px: float,
+                blur_sigma: float, opacity: float) -> Buffer:
     """The live steps, on the warped matte and coverage of one face in plate pixels (what a host redoes).
 
     ``min(erode(matte, erode_px), erode(coverage, clip_px))``, Gaussian blur by ``blur_sigma``, values below 1/255
@@ -362,114 +296,3 @@ def shape_matte(run: HostMergeOps | CudaMergeOps, matte, coverage, erode_px: flo
     if opacity != 1.0:
         final = run.contiguous(final * float(opacity))
     return final
-
-
-class HostMergeOps:
-    """The merge operations on NumPy arrays: the native C++ core, or the NumPy/OpenCV reference."""
-
-    on_gpu = False
-
-    def __init__(self, backend: str = "auto", threads: int = 0) -> None:
-        self.backend = backend
-        self.threads = threads
-
-    def upload(self, array: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(array, dtype=np.float32) if array.dtype != np.float16 else array
-
-    def warp_source(self, face: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """(R, R, 5): face, mask and a channel of ones, warped together so the warp also gives the coverage."""
-        return np.ascontiguousarray(np.dstack([face, mask, np.ones(face.shape[:2], np.float32)]), dtype=np.float32)
-
-    def download(self, buffer: np.ndarray) -> np.ndarray:
-        return buffer
-
-    def zeros(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        return np.zeros(shape, dtype)
-
-    def contiguous(self, buffer: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(buffer)
-
-    def unpremultiply(self, rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-        """rgb / alpha where alpha > 1e-6, else 0 (one reciprocal per pixel: rgb stays exact where alpha is 1)."""
-        inverse = np.zeros_like(alpha, dtype=np.float32)
-        np.divide(np.float32(1.0), alpha, out=inverse, where=alpha > 1e-6)
-        return rgb * inverse[..., None]
-
-    def union(self, matte: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Mattes of several faces combine as 1 - (1 - a)(1 - b), in float32, kept in the matte's dtype."""
-        return (1.0 - (1.0 - matte.astype(np.float32)) * (1.0 - mask)).astype(matte.dtype)
-
-    def minimum(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.minimum(a, b)
-
-    def erode_dilate(self, mask: np.ndarray, radius: float) -> np.ndarray:
-        return ops.erode_dilate(mask, radius, backend=self.backend, threads=self.threads)
-
-    def gaussian_blur(self, mask: np.ndarray, sigma: float) -> np.ndarray:
-        return ops.gaussian_blur(mask, sigma, backend=self.backend, threads=self.threads)
-
-    def warp_to_plate(self, src, matrix, bbox, interpolation):
-        return ops.warp_to_plate(src, matrix, bbox, interpolation, backend=self.backend, threads=self.threads)
-
-    def composite(self, plate, face, mask, origin, alpha_channel) -> None:
-        ops.composite(plate, face, mask, origin, alpha_channel, backend=self.backend, threads=self.threads)
-
-
-class CudaMergeOps:
-    """The same operations on CUDA tensors (dfl_vfx._native_cuda), on torch's current stream."""
-
-    on_gpu = True
-
-    def __init__(self, device: str = "cuda:0") -> None:
-        import torch
-
-        from dfl_vfx.merge import cuda_ops
-
-        self.torch = torch
-        self.cuda_ops = cuda_ops
-        self.device = torch.device(device if device.startswith("cuda") else "cuda:0")
-
-    def upload(self, array):
-        if isinstance(array, self.torch.Tensor):  # already a tensor (the GPU-resident stage): just place it
-            return array.to(self.device).contiguous()
-        tensor = self.torch.from_numpy(np.ascontiguousarray(array))
-        if tensor.dtype not in (self.torch.float16, self.torch.float32):
-            tensor = tensor.float()
-        return tensor.to(self.device, non_blocking=False)
-
-    def warp_source(self, face, mask):
-        face = self.upload(face).float()
-        mask = self.upload(mask).float()
-        return self.torch.cat([face, mask[..., None], self.torch.ones_like(face[..., :1])], dim=-1).contiguous()
-
-    def download(self, buffer) -> np.ndarray:
-        return buffer.cpu().numpy()
-
-    def zeros(self, shape: tuple[int, ...], dtype: np.dtype):
-        torch_dtype = self.torch.float16 if np.dtype(dtype) == np.float16 else self.torch.float32
-        return self.torch.zeros(shape, dtype=torch_dtype, device=self.device)
-
-    def contiguous(self, buffer):
-        return buffer.contiguous()
-
-    def unpremultiply(self, rgb, alpha):
-        safe = alpha.unsqueeze(-1)
-        return (rgb / safe.clamp_min(1e-6)) * (safe > 1e-6)
-
-    def union(self, matte, mask):
-        return (1.0 - (1.0 - matte.float()) * (1.0 - mask)).to(matte.dtype)
-
-    def minimum(self, a, b):
-        return self.torch.minimum(a, b)
-
-    def erode_dilate(self, mask, radius: float):
-        return self.cuda_ops.erode_dilate(mask.float().contiguous(), radius)
-
-    def gaussian_blur(self, mask, sigma: float):
-        return self.cuda_ops.gaussian_blur(mask.float().contiguous(), sigma)
-
-    def warp_to_plate(self, src, matrix, bbox, interpolation):
-        return self.cuda_ops.warp_to_plate(src, matrix, bbox, interpolation)
-
-    def composite(self, plate, face, mask, origin, alpha_channel) -> None:
-        self.cuda_ops.composite(plate, face, mask, origin, alpha_channel)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
@@ -13,7 +12,7 @@ from dfl_vfx.errors import DflError
 from dfl_vfx.extract.contact_sheet import _label
 from dfl_vfx.io.image import Image, read_image, write_image
 from dfl_vfx.io.sequence import FrameSequence
-from dfl_vfx.swap.engine import FACES_ATTRIBUTE
+from dfl_vfx.swap.header import read_face_records
 
 
 def _display(image: Image, space: WorkingSpace) -> np.ndarray:
@@ -22,10 +21,10 @@ def _display(image: Image, space: WorkingSpace) -> np.ndarray:
 
 
 def _face_box(image: Image, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
-    faces = json.loads(str(image.metadata.get(FACES_ATTRIBUTE, "[]")))
+    faces = read_face_records(image.metadata, image.path)
     if not faces:
         return None
-    x0, y0, x1, y1 = faces[0]["bbox"]
+    x0, y0, x1, y1 = faces[0].bbox
     ox, oy = image.data_window.x, image.data_window.y
     h, w = shape
     return max(0, x0 - ox), max(0, y0 - oy), min(w, x1 - ox), min(h, y1 - oy)

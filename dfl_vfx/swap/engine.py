@@ -9,7 +9,6 @@ passes through. The output gains the layers of ``docs/dev/swap-output.md``.
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,17 +20,18 @@ import OpenImageIO as oiio
 
 import dfl_vfx
 from dfl_vfx.color.ocio import SRGB_SPACE, WORKING_SPACE, WorkingSpace, load_config, plate_colorspace
-from dfl_vfx.color.torch_color import TorchWorkingSpace
 from dfl_vfx.errors import DflError
 from dfl_vfx.face.face_type import FaceType
 from dfl_vfx.io.image import Image, interleave_channels
 from dfl_vfx.merge.merger import FaceMerger, FacePlan, MergeLayers, MergeSettings, PastedFace
+from dfl_vfx.swap.header import FACES_ATTRIBUTE, SWAP_ATTRIBUTE, FaceRecord, SwapHeader, SwapRecord
 
 if TYPE_CHECKING:
+    from dfl_vfx.color.torch_color import TorchWorkingSpace
     from dfl_vfx.runtime import SwapRuntime
 
-SWAP_ATTRIBUTE = "dfl_vfx:swap"
-FACES_ATTRIBUTE = "dfl_vfx:faces"
+__all__ = ["FACES_ATTRIBUTE", "SWAP_ATTRIBUTE", "FrameResult", "ModelCaches", "StageTimes", "SwapEngine",
+           "SwapSettings", "check_output_format", "face_record", "plate_channel_indices"]
 
 
 @dataclass
@@ -149,7 +149,10 @@ class ModelCaches:
                 self._spaces[key] = WorkingSpace(plate_space, model_space, ocio_config)
             return self._spaces[key]
 
-    def torch_space(self, plate_space: str, model_space: str, ocio_config: str | None) -> TorchWorkingSpace:
+    def torch_space(self, plate_space: str, model_space: str, ocio_config: str | None) -> TorchWorkingSpace | None:
+        """The torch form of the conversion (None when it has none); imports torch (only the GPU stage asks)."""
+        from dfl_vfx.color.torch_color import TorchWorkingSpace
+
         key = (plate_space, model_space, ocio_config)
         with self._lock:
             if key not in self._torch_spaces:
@@ -221,7 +224,7 @@ class SwapEngine:
             if plate_space not in self._mergers:
                 space = self.caches.working_space(plate_space, self.model_space, self.settings.ocio_config)
                 torch_space = None
-                if self.merge_backend == "cuda":
+                if self.merge_backend == "cuda" and getattr(self.runtime, "is_cuda", False):  # the GPU stage
                     torch_space = self.caches.torch_space(plate_space, self.model_space, self.settings.ocio_config)
                 device = self.runtime.device if self.runtime.device.startswith("cuda") else "cuda:0"
                 self._mergers[plate_space] = FaceMerger(self.settings.merge, space, self.resolution, self.face_type,
@@ -261,12 +264,10 @@ class SwapEngine:
             raw=run.zeros((h, w, 4), work.dtype) if "raw" in wanted else None,
         )
         plate = run.upload(work) if run.on_gpu and plans else work
-        on_device = run.on_gpu and merger.device_stage and getattr(self.runtime, "is_cuda", False)
-        if on_device:  # crop, colour, network and paste all on the GPU: no plate-sized host copies per face
-            prepared = [merger.prepare_device(plate, work_alpha if had_alpha else None, origin, plan) for plan in plans]
-        else:
-            alpha = work[..., work_alpha] if had_alpha else None
-            prepared = [merger.prepare(work, alpha, origin, plan) for plan in plans]
+        # with a GPU stage, crop, colour, network and paste all run on the device: no plate-sized host copies per face
+        on_device = merger.device_stage
+        prepared = [merger.prepare(plate if on_device else work, work_alpha if had_alpha else None, origin, plan)
+                    for plan in plans]
         times.prepare = time.perf_counter() - start
         if prepared:
             t = time.perf_counter()
@@ -285,9 +286,8 @@ class SwapEngine:
                            for i in range(len(prepared))]
             times.infer = time.perf_counter() - t
             t = time.perf_counter()
-            finish = merger.finish_face_device if on_device else merger.finish_face
             for face, (face_rgb, face_src, face_dst) in zip(prepared, outputs, strict=True):
-                rgb_linear, mask = finish(face, face_rgb, face_src, face_dst, len(prepared) > 1)
+                rgb_linear, mask = merger.finish_face(face, face_rgb, face_src, face_dst, len(prepared) > 1)
                 layers.faces.append(merger.paste(plate, work_alpha, origin, face, rgb_linear, mask, layers))
             if run.on_gpu:
                 work[...] = run.download(plate)
@@ -313,19 +313,19 @@ class SwapEngine:
             channels += names
             formats += [layer_format] * len(names)
         metadata = dict(image.metadata)
-        metadata[SWAP_ATTRIBUTE] = json.dumps({
-            "model": self.model_name,
-            "model_sha256": self.runtime.info.sha256,
-            "backend": self.runtime.backend_name,
-            "device": self.runtime.device,
-            "merge_backend": "cuda" if run.on_gpu else "cpu",
-            "settings": self.settings.merge.to_dict(),
-            "layers": list(self.settings.layers),
-            "settings_hash": self.settings_hash,
-            "frame": frame,
-            "dfl_vfx_version": dfl_vfx.__version__,
-        })
-        metadata[FACES_ATTRIBUTE] = json.dumps([face.header_entry() for face in layers.faces])
+        record = SwapRecord(
+            model=self.model_name,
+            model_sha256=self.runtime.info.sha256,
+            backend=self.runtime.backend_name,
+            device=self.runtime.device,
+            merge_backend="cuda" if run.on_gpu else "cpu",
+            settings=self.settings.merge.to_dict(),
+            layers=tuple(self.settings.layers),
+            settings_hash=self.settings_hash,
+            frame=frame,
+            dfl_vfx_version=dfl_vfx.__version__,
+        )
+        metadata.update(SwapHeader(record, [face_record(face) for face in layers.faces]).to_metadata())
         types = {k: v for k, v in image.metadata_types.items() if k not in (SWAP_ATTRIBUTE, FACES_ATTRIBUTE)}
         out = Image(pixels=pixels, channels=channels, data_window=image.data_window,
                     display_window=image.display_window, channel_formats=formats, metadata=metadata,
@@ -333,12 +333,19 @@ class SwapEngine:
         return FrameResult(out, layers.faces, times)
 
 
-def output_settings_hash(metadata: dict[str, object]) -> str | None:
-    """The settings hash an existing output frame was made with (None when it is not a dfl_vfx swap)."""
-    text = metadata.get(SWAP_ATTRIBUTE)
-    if not isinstance(text, str):
-        return None
-    try:
-        return str(json.loads(text).get("settings_hash"))
-    except (ValueError, AttributeError):
-        return None
+def face_record(face: PastedFace) -> FaceRecord:
+    """The header entry of a pasted face (landmarks to 1e-4 px, matrix to 1e-8: what the file keeps)."""
+    return FaceRecord(
+        index=face.plan.index,
+        track_id=face.plan.track_id,
+        landmarks=np.round(face.plan.landmarks, 4),
+        matrix=np.round(face.matrix, 8),
+        resolution=face.resolution,
+        face_type=face.face_type,
+        bbox=face.bbox,
+        footprint=face.footprint,
+        px_per_unit=face.px_per_unit,
+        erode_px=face.erode_px,
+        clip_px=face.clip_px,
+        blur_sigma=face.blur_sigma,
+    )

@@ -36,10 +36,10 @@ from dfl_vfx.swap.engine import (
     SwapEngine,
     SwapSettings,
     check_output_format,
-    output_settings_hash,
 )
 from dfl_vfx.swap.faces import FaceFinder, check_faceset_matches, faceset_plans
 from dfl_vfx.swap.frame import swap_frame
+from dfl_vfx.swap.header import output_settings_hash
 
 log = logging.getLogger(__name__)
 

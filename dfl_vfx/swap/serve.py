@@ -46,16 +46,14 @@ from dfl_vfx.io.outputs import check_output_dir
 from dfl_vfx.io.sequence import FrameSequence, open_sequence, output_sequence
 from dfl_vfx.schema import SWAP_SETTINGS, SettingError, schema_document
 from dfl_vfx.swap.engine import (
-    FACES_ATTRIBUTE,
-    SWAP_ATTRIBUTE,
     ModelCaches,
     SwapEngine,
     SwapSettings,
     check_output_format,
-    output_settings_hash,
 )
 from dfl_vfx.swap.faces import FaceFinder, check_faceset_matches, faceset_plans
 from dfl_vfx.swap.frame import swap_frame
+from dfl_vfx.swap.header import SWAP_ATTRIBUTE, SwapHeader, output_settings_hash
 from dfl_vfx.swap.settings import swap_settings
 
 log = logging.getLogger(__name__)
@@ -777,14 +775,11 @@ class SwapService:
         header = read_header(path)
         attributes: dict[str, Any] = {}
         for name, value in header.metadata.items():
-            if not name.startswith("dfl_vfx:"):
-                continue
-            if isinstance(value, str) and name in (SWAP_ATTRIBUTE, FACES_ATTRIBUTE):
-                try:
-                    value = json.loads(value)
-                except ValueError:
-                    pass
-            attributes[name] = value if isinstance(value, (str, int, float, bool, list, dict)) else str(value)
+            if name.startswith("dfl_vfx:"):
+                attributes[name] = value if isinstance(value, (str, int, float, bool, list, dict)) else str(value)
+        swap = SwapHeader.from_metadata(header.metadata, path)  # a malformed header is a one-line error
+        if swap is not None:
+            attributes |= swap.to_dict()
         window = header.data_window
         display = header.display_window
         return {"path": str(path), "swapped": SWAP_ATTRIBUTE in attributes, "channels": list(header.channels),

@@ -139,18 +139,17 @@ def test_a_dilated_matte_stays_on_the_face_and_the_blur_fades_inside_it() -> Non
     assert plate[..., :3].min() >= 0.25 - 1e-6  # no dark fringe: the face (2.0) never blends with black
 
 
-def test_the_header_gives_plate_pixels_and_the_footprint() -> None:
+def test_the_pasted_face_gives_plate_pixels_and_the_footprint() -> None:
     _, layers, pasted = _paste(erode=30, blur=50, face_scale=0)
-    entry = pasted.header_entry()
-    assert entry["px_per_unit"] == pytest.approx(1.6 / 4)
-    assert entry["erode_px"] == 30 / 2 * entry["px_per_unit"]
-    assert entry["clip_px"] == 50 / 2 * entry["px_per_unit"]
-    assert entry["blur_sigma"] == pytest.approx((0.3 * ((51 - 1) / 2 - 1) + 0.8) * 1.6 / 4)
-    x0, y0, x1, y1 = entry["footprint"]
+    assert pasted.px_per_unit == pytest.approx(1.6 / 4)
+    assert pasted.erode_px == 30 / 2 * pasted.px_per_unit
+    assert pasted.clip_px == 50 / 2 * pasted.px_per_unit
+    assert pasted.blur_sigma == pytest.approx((0.3 * ((51 - 1) / 2 - 1) + 0.8) * 1.6 / 4)
+    x0, y0, x1, y1 = pasted.footprint
     outside = np.ones(PLATE_SHAPE, bool)
     outside[y0:y1, x0:x1] = False
     assert not layers.matte[outside].any() and not layers.raw[outside].any()
-    bx0, by0, bx1, by1 = entry["bbox"]
+    bx0, by0, bx1, by1 = pasted.bbox
     assert (bx0, by0) <= (x0, y0) and (bx1, by1) >= (x1, y1)
     written = np.ones(PLATE_SHAPE, bool)
     written[by0:by1, bx0:bx1] = False

@@ -1,7 +1,6 @@
 """The per-frame swap engine: geometry and colour round trip, untouched pixels, layers, header, HDR and NaN."""
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +11,9 @@ from dfl_vfx.face.align import get_transform_mat
 from dfl_vfx.face.face_type import FaceType
 from dfl_vfx.io.image import read_image
 from dfl_vfx.merge.merger import MergeSettings
-from dfl_vfx.swap.engine import FACES_ATTRIBUTE, SWAP_ATTRIBUTE, SwapEngine, SwapSettings
+from dfl_vfx.swap.engine import SwapEngine, SwapSettings, face_record
 from dfl_vfx.swap.faces import faceset_plans
+from dfl_vfx.swap.header import SwapHeader
 
 FRAME = 1003
 
@@ -91,7 +91,8 @@ def test_highlights_above_one_survive_and_nan_outside_the_face_is_kept(small_sho
 def test_layers_windows_metadata_and_header(small_shot, plans, make_echo) -> None:
     plate = _plate(small_shot)
     plate.metadata["studio:shot"] = "sh010"
-    out = _engine(make_echo(64)).swap_image(plate, plans, FRAME).image
+    result = _engine(make_echo(64)).swap_image(plate, plans, FRAME)
+    out = result.image
     assert out.channels[:4] == ["R", "G", "B", "A"]
     assert set(out.channels[4:]) == {"mask.A", "face.R", "face.G", "face.B", "face.A", "raw.R", "raw.G", "raw.B",
                                      "raw.A"}
@@ -102,12 +103,14 @@ def test_layers_windows_metadata_and_header(small_shot, plans, make_echo) -> Non
     np.testing.assert_allclose(face_a, mask, atol=2e-3)  # face is premultiplied by the final matte
     raw_a = _channel(out, "raw.A").astype(np.float32)
     assert raw_a.max() > 0.99 and (raw_a > 0).sum() >= (mask > 0).sum()
-    faces = json.loads(out.metadata[FACES_ATTRIBUTE])
-    assert len(faces) == len(plans)
+    header = SwapHeader.from_metadata(out.metadata, "out.exr")
+    assert header.faces == [face_record(face) for face in result.faces] and len(header.faces) == len(plans)
     expected = get_transform_mat(plans[0].landmarks, 64, FaceType.parse("f"))
-    np.testing.assert_allclose(faces[0]["matrix"], expected, atol=1e-6)
-    np.testing.assert_allclose(faces[0]["landmarks"], plans[0].landmarks, atol=1e-3)
-    assert json.loads(out.metadata[SWAP_ATTRIBUTE])["frame"] == FRAME
+    np.testing.assert_allclose(header.faces[0].matrix, expected, atol=1e-6)
+    np.testing.assert_allclose(header.faces[0].landmarks, plans[0].landmarks, atol=1e-3)
+    assert header.faces[0].footprint is not None and header.faces[0].px_per_unit > 0
+    assert header.swap.frame == FRAME and header.swap.merge_backend == "cpu"
+    assert header.swap.layers == ("rgba", "mask", "face", "raw") and header.swap.settings["mask_mode"] == "full"
 
 
 def test_a_frame_without_faces_passes_through(small_shot, make_echo) -> None:
@@ -116,7 +119,7 @@ def test_a_frame_without_faces_passes_through(small_shot, make_echo) -> None:
     out = _engine(make_echo(64)).swap_image(plate, [], FRAME).image
     assert np.array_equal(out.pixels[..., :4].view(np.uint16), before[..., :4].view(np.uint16))
     assert not _channel(out, "mask.A").any()
-    assert json.loads(out.metadata[FACES_ATTRIBUTE]) == []
+    assert SwapHeader.from_metadata(out.metadata).faces == []
 
 
 def test_erode_shrinks_and_negative_erode_grows_the_matte(small_shot, plans, make_echo) -> None:
@@ -186,12 +189,12 @@ def test_two_faces_go_through_one_batch_and_one_matte(small_shot, plans, make_ec
     second = dataclasses.replace(plans[0], landmarks=plans[0].landmarks + (-200.0, 0.0), index=1, track_id=7)
     out = _engine(runtime, mask_mode="hull").swap_image(_plate(small_shot), [plans[0], second], FRAME).image
     assert runtime.calls == [2]
-    faces = json.loads(out.metadata[FACES_ATTRIBUTE])
-    assert [f["track_id"] for f in faces] == [plans[0].track_id, 7]
+    faces = SwapHeader.from_metadata(out.metadata).faces
+    assert [f.track_id for f in faces] == [plans[0].track_id, 7]
     mask = _channel(out, "mask.A").astype(np.float32)
     ox, oy = out.data_window.x, out.data_window.y
     for face in faces:
-        x0, y0, x1, y1 = face["bbox"]
+        x0, y0, x1, y1 = face.bbox
         assert mask[y0 - oy:y1 - oy, x0 - ox:x1 - ox].max() > 0.99  # both faces are in the one matte
 
 

@@ -6,7 +6,6 @@ layers must equal the engine's rgba rendered at the same settings.
 """
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 
@@ -16,8 +15,9 @@ import pytest
 
 from dfl_vfx.io.image import Image, read_image
 from dfl_vfx.merge.merger import MergeSettings
-from dfl_vfx.swap.engine import FACES_ATTRIBUTE, SwapEngine, SwapSettings
+from dfl_vfx.swap.engine import SwapEngine, SwapSettings
 from dfl_vfx.swap.faces import faceset_plans
+from dfl_vfx.swap.header import FaceRecord, read_face_records
 
 FRAME = 1003
 BAKE = dict(erode=0.0, blur=25.0, opacity=1.0, face_exposure=0.0)  # settings A: what the layers are rendered with
@@ -67,9 +67,9 @@ def _blur(matte: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(matte, (size, size), sigma, sigmaY=sigma, borderType=cv2.BORDER_CONSTANT)
 
 
-def _plate_pixels(face: dict, erode: float, blur: float) -> tuple[float, float, float]:
+def _plate_pixels(face: FaceRecord, erode: float, blur: float) -> tuple[float, float, float]:
     """(erode radius, clip radius, blur sigma) in plate pixels for a face, from its px_per_unit."""
-    unit = face["px_per_unit"]
+    unit = face.px_per_unit
     kernel = int(blur) + (1 - int(blur) % 2)
     sigma = (0.3 * ((kernel - 1) * 0.5 - 1.0) + 0.8) * unit if blur > 0 else 0.0
     return erode / 2 * unit, max(blur, 0.0) / 2 * unit, sigma
@@ -83,8 +83,8 @@ def host_composite(layers: Image, plate: np.ndarray, erode: float, blur: float, 
     graded = _straight_face(layers) * 2.0 ** face_exposure
     out = plate.astype(np.float32).copy()
     ox, oy = layers.data_window.x, layers.data_window.y
-    for face in json.loads(layers.metadata[FACES_ATTRIBUTE]):  # in the header's order, each over the last
-        x0, y0, x1, y1 = (v - o for v, o in zip(face["footprint"], (ox, oy, ox, oy), strict=True))
+    for face in read_face_records(layers.metadata):  # in the header's order, each over the last
+        x0, y0, x1, y1 = (v - o for v, o in zip(face.footprint, (ox, oy, ox, oy), strict=True))
         own_matte, own_coverage = np.zeros_like(matte), np.zeros_like(coverage)
         own_matte[y0:y1, x0:x1] = matte[y0:y1, x0:x1]
         own_coverage[y0:y1, x0:x1] = coverage[y0:y1, x0:x1]
@@ -140,16 +140,16 @@ def baked(small_shot, swap_model, plans) -> Image:
 
 
 def test_the_header_gives_each_face_what_a_host_needs(baked: Image, plans) -> None:
-    faces = json.loads(baked.metadata[FACES_ATTRIBUTE])
+    faces = read_face_records(baked.metadata)
     assert len(faces) == len(plans) == 1
     face = faces[0]
-    scale = math.sqrt(abs(np.linalg.det(np.array(face["matrix"])[:, :2])))
-    assert face["px_per_unit"] == pytest.approx(1 / (4 * scale), rel=1e-6)
+    scale = math.sqrt(abs(np.linalg.det(face.matrix[:, :2])))
+    assert face.px_per_unit == pytest.approx(1 / (4 * scale), rel=1e-6)
     erode_px, clip_px, sigma = _plate_pixels(face, BAKE["erode"], BAKE["blur"])
-    assert (face["erode_px"], face["clip_px"]) == (erode_px, clip_px)
-    assert face["blur_sigma"] == pytest.approx(sigma, rel=1e-12)
-    x0, y0, x1, y1 = face["footprint"]
-    bx0, by0, bx1, by1 = face["bbox"]
+    assert (face.erode_px, face.clip_px) == (erode_px, clip_px)
+    assert face.blur_sigma == pytest.approx(sigma, rel=1e-12)
+    x0, y0, x1, y1 = face.footprint
+    bx0, by0, bx1, by1 = face.bbox
     assert bx0 <= x0 < x1 <= bx1 and by0 <= y0 < y1 <= by1
     matte = _channels(baked, "matte.A")
     ox, oy = baked.data_window.x, baked.data_window.y
@@ -179,13 +179,13 @@ def test_two_faces_are_redone_each_with_its_own_numbers(small_shot, swap_model, 
     second = dataclasses.replace(plans[0], landmarks=plans[0].landmarks * 0.8 + (-170.0, 40.0), index=1, track_id=7)
     faces = [plans[0], second]
     baked = _render(small_shot, swap_model[1], faces, ("rgba", "matte", "raw"), **BAKE)
-    header = json.loads(baked.metadata[FACES_ATTRIBUTE])
-    assert header[0]["px_per_unit"] != pytest.approx(header[1]["px_per_unit"])  # a smaller face: other pixels
+    header = read_face_records(baked.metadata)
+    assert header[0].px_per_unit != pytest.approx(header[1].px_per_unit)  # a smaller face: other pixels
     matte, ox, oy = _channels(baked, "matte.A"), baked.data_window.x, baked.data_window.y
     for face in header:  # both faces are on the plate, apart
-        x0, y0, x1, y1 = face["footprint"]
+        x0, y0, x1, y1 = face.footprint
         assert matte[y0 - oy:y1 - oy, x0 - ox:x1 - ox].max() > 0.5
-    assert header[1]["footprint"][2] < header[0]["footprint"][0]
+    assert header[1].footprint[2] < header[0].footprint[0]
     plate = _plate(small_shot).pixels[..., :4]
     host = host_composite(baked, plate, **LIVE)
     engine = _render(small_shot, swap_model[1], faces, ("rgba",), **LIVE)
@@ -210,8 +210,7 @@ def test_the_cuda_merge_writes_the_same_layers_and_live_settings(small_shot, swa
         outputs[device] = SwapEngine(settings).swap_image(_plate(small_shot), plans, FRAME).image
     host, gpu = outputs["cpu"], outputs["cuda:0"]
     assert host.channels == gpu.channels and "matte.A" in gpu.channels
-    assert json.loads(host.metadata[FACES_ATTRIBUTE])[0]["footprint"] == \
-        json.loads(gpu.metadata[FACES_ATTRIBUTE])[0]["footprint"]
+    assert read_face_records(host.metadata)[0].footprint == read_face_records(gpu.metadata)[0].footprint
     diff = np.abs(host.pixels.astype(np.float32) - gpu.pixels.astype(np.float32))
     # crop order (premultiplied on the GPU), lanczos tables and GPU convolutions differ slightly, never grossly
     assert np.nanmedian(diff) < 1e-3 and np.nanpercentile(diff, 99.9) < 5e-2
