@@ -5,8 +5,9 @@ ONNX Runtime, torch and the native merge release the GIL, so the stages of neigh
 stage sets the pace. Outputs are written to a temporary name and renamed. A rerun skips frames whose output exists
 and was made with the same settings (``settings_hash`` in the header); an interrupted run leaves only whole files.
 
-The summary is rewritten (atomically) after every finished frame with ``status`` running, then complete or
-interrupted, so even a native crash leaves the frames done so far. A whole-sequence run writes
+The frame loop is the shot runner's (`dfl_vfx.io.shot_runner`): the summary is rewritten (atomically) after every
+finished frame with ``status`` running, then complete or interrupted, so even a native crash leaves the frames done
+so far; a frame that fails (unreadable, missing) is listed and the run goes on. A whole-sequence run writes
 ``OUT/swap_summary.json``; a ``--frames`` chunk writes ``OUT/swap_summary.<frames>.json`` (e.g.
 ``swap_summary.1001-1050.json``), so farm chunks sharing a folder do not overwrite each other's.
 """
@@ -17,20 +18,17 @@ import dataclasses
 import json
 import logging
 import os
-import socket
 import time
-from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from dfl_vfx.errors import DflError
-from dfl_vfx.io.atomic import remove_stale_temps, write_text_atomic
+from dfl_vfx.io.atomic import remove_stale_temps
 from dfl_vfx.io.image import read_header
 from dfl_vfx.io.outputs import check_output_dir
 from dfl_vfx.io.sequence import FrameSequence, format_frames, open_sequence, output_sequence
+from dfl_vfx.io.shot_runner import COMPLETE, INTERRUPTED, RUNNING, FrameRun, SummaryFile, missing_frames, run_frames
 from dfl_vfx.merge.merger import FacePlan
-from dfl_vfx.progress import progress_bar
 from dfl_vfx.swap.engine import (
     StageTimes,
     SwapEngine,
@@ -44,7 +42,8 @@ from dfl_vfx.swap.header import output_settings_hash
 log = logging.getLogger(__name__)
 
 SUMMARY_FILE = "swap_summary.json"  # a whole-sequence run; a --frames chunk: swap_summary.<frames>.json
-RUNNING, INTERRUPTED, COMPLETE = "running", "interrupted", "complete"
+__all__ = ["COMPLETE", "INTERRUPTED", "RUNNING", "SUMMARY_FILE", "ShotSwapper", "SwapSummary", "summary_name",
+           "swap_shot"]
 
 
 def summary_name(chunk: str | None) -> str:
@@ -54,32 +53,62 @@ def summary_name(chunk: str | None) -> str:
 
 @dataclass
 class SwapSummary:
-    """What a swap run did; printed and saved as ``OUT/swap_summary[.<frames>].json`` while the run goes."""
+    """What a swap run did; printed and saved as ``OUT/swap_summary[.<frames>].json`` while the run goes.
+
+    The frames' fate (done, skipped, failed, missing, status) is the shot runner's record, ``run``.
+    """
 
     plate: str
     out: str
     model: str
     backend: str = ""
     device: str = ""
-    status: str = RUNNING  # running (or the process died), interrupted (stopped or an error), complete
     chunk: str | None = None  # the --frames chunk, None for the whole sequence
-    frames_total: int = 0
-    error: str = ""  # what stopped an interrupted run, when it was not a signal
-    done: list[int] = field(default_factory=list)
-    skipped: list[int] = field(default_factory=list)  # already written with the same settings
+    run: FrameRun = field(default_factory=FrameRun)
     no_face: list[int] = field(default_factory=list)
-    failed: dict[int, str] = field(default_factory=dict)
     faces: int = 0
     times: StageTimes = field(default_factory=StageTimes)
     setup_s: float = 0.0  # loading the model and planning, before the first frame
-    frames_s: float = 0.0  # the frame loop: what --frames chunks scale with
     wall_s: float = 0.0
     settings: dict[str, object] = field(default_factory=dict)
 
     @property
+    def status(self) -> str:
+        """running (or the process died), interrupted (stopped or an error), complete."""
+        return self.run.status
+
+    @property
+    def error(self) -> str:
+        """What stopped an interrupted run, when it was not a signal."""
+        return self.run.error
+
+    @property
+    def frames_total(self) -> int:
+        return self.run.total
+
+    @property
+    def done(self) -> list[int]:
+        return self.run.done
+
+    @property
+    def skipped(self) -> list[int]:
+        """Frames already written with the same settings."""
+        return self.run.skipped
+
+    @property
+    def failed(self) -> dict[int, str]:
+        """Frames that could not be swapped, missing plate files included, with the reason."""
+        return dict(sorted((self.run.missing | self.run.failed).items()))
+
+    @property
+    def frames_s(self) -> float:
+        """The frame loop: what --frames chunks scale with."""
+        return self.run.frames_s
+
+    @property
     def fps(self) -> float:
         """Frames per second of the frame loop (model loading excluded)."""
-        return len(self.done) / self.frames_s if self.frames_s > 0 else 0.0
+        return self.run.fps
 
     def to_json(self) -> str:
         timing = {f"{k}_s": round(v, 4) for k, v in asdict(self.times).items()}
@@ -88,8 +117,8 @@ class SwapSummary:
         return json.dumps({
             "format": "dfl_vfx.swap_summary",
             "status": self.status,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
+            "host": self.run.host,
+            "pid": self.run.pid,
             "error": self.error or None,
             "plate": self.plate,
             "out": self.out,
@@ -97,9 +126,10 @@ class SwapSummary:
             "model": self.model,
             "backend": self.backend,
             "device": self.device,
-            "frames": {"total": self.frames_total, "done": sorted(self.done), "skipped": self.skipped,
+            "frames": {"total": self.frames_total, "done": sorted(self.done), "skipped": sorted(self.skipped),
                        "no_face": sorted(self.no_face),
-                       "failed": {str(k): v for k, v in sorted(self.failed.items())}},
+                       "failed": {str(k): v for k, v in self.failed.items()},
+                       "missing": sorted(self.run.missing)},
             "faces": self.faces,
             "timing": timing,
             "settings": self.settings,
@@ -119,11 +149,10 @@ class SwapSummary:
             out.append(f"  skipped {len(self.skipped)} frame(s) already swapped with these settings")
         if self.no_face:
             out.append(f"  no face (plate passed through): {format_frames(self.no_face)}")
-        for frame, reason in sorted(self.failed.items()):
+        for frame, reason in self.failed.items():
             out.append(f"  failed frame {frame}: {reason}")
         if self.status == INTERRUPTED:
-            left = self.frames_total - len(self.done) - len(self.skipped) - len(self.failed)
-            out.append(f"  interrupted with {left} frame(s) left" + (f": {self.error}" if self.error else ""))
+            out.append(f"  interrupted with {self.run.left} frame(s) left" + (f": {self.error}" if self.error else ""))
         return out
 
 
@@ -158,19 +187,6 @@ class ShotSwapper:
         return job.frame, len(outcome.faces), outcome.times
 
 
-def _record(summary: SwapSummary, frame: int, future: Future) -> None:
-    try:
-        _, faces, times = future.result()
-    except DflError as exc:  # ImageReadError included
-        summary.failed[frame] = str(exc)
-    else:
-        summary.done.append(frame)
-        summary.faces += faces
-        summary.times.add(times)
-        if faces == 0:
-            summary.no_face.append(frame)
-
-
 def swap_shot(plate: str, out: str, settings: SwapSettings, frames: str | None = None,
               faceset: str | None = None, jobs: int = 2, overwrite: bool = False, compression: str | None = None,
               progress: bool | None = None, detector: str = "dlib") -> SwapSummary:
@@ -194,7 +210,6 @@ def swap_shot(plate: str, out: str, settings: SwapSettings, frames: str | None =
     summary = SwapSummary(plate=sequence.pattern, out=target.pattern, model=engine.model_name,
                           backend=engine.runtime.backend_name, device=engine.runtime.device,
                           chunk=None if frames is None else format_frames(sequence.frames),
-                          frames_total=len(sequence.frames),
                           settings=settings.merge.to_dict() | {"layers": list(settings.layers)})
     finder = None
     if faceset:
@@ -205,54 +220,29 @@ def swap_shot(plate: str, out: str, settings: SwapSettings, frames: str | None =
         plans = {}
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out_dir)  # what a killed run (kill -9, a native crash) left; live writers' temps stay
-    missing = set(sequence.missing())
-    todo: list[_Job] = []
-    for f in sequence.frames:
-        if f in missing:
-            summary.failed[f] = f"file missing: {sequence.path(f)}"
-            continue
-        if not overwrite and _already_done(target.path(f), engine.settings_hash):
-            summary.skipped.append(f)
-            continue
-        todo.append(_Job(f, sequence.path(f), target.path(f), plans.get(f) if faceset else None))
+    work = {f: _Job(f, sequence.path(f), target.path(f), plans.get(f) if faceset else None) for f in sequence.frames}
     swapper = ShotSwapper(engine, compression, finder)
-    summary_path = out_dir / summary_name(summary.chunk)
-    loop_start = time.perf_counter()
-    summary.setup_s = loop_start - start
 
-    def save() -> None:
+    def swapped(frame: int, result: tuple[int, int, StageTimes]) -> None:
+        _, faces, times = result
+        summary.faces += faces
+        summary.times.add(times)
+        if faces == 0:
+            summary.no_face.append(frame)
+
+    def render() -> str:
         summary.wall_s = time.perf_counter() - start
-        summary.frames_s = time.perf_counter() - loop_start
-        write_text_atomic(summary_path, summary.to_json())
+        return summary.to_json()
 
-    save()
-    bar = progress_bar(total=len(todo), desc="swap", unit="frame", enabled=progress)
-    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="swap")
-    pending: dict[Future, int] = {}
-    queue = deque(todo)
+    summary.setup_s = time.perf_counter() - start
     try:
-        while queue or pending:
-            while queue and len(pending) < jobs * 2:
-                job = queue.popleft()
-                pending[pool.submit(swapper.run_job, job)] = job.frame
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                _record(summary, pending.pop(future), future)
-                bar.update(1)
-            save()  # after every finished frame: a crash in native code still leaves the summary so far
-        summary.status = COMPLETE
-    except BaseException as exc:
-        summary.status = INTERRUPTED
-        if not isinstance(exc, KeyboardInterrupt):
-            summary.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        raise
-    finally:  # interrupted too: frames already being written finish (atomically) and are counted
-        pool.shutdown(wait=True, cancel_futures=True)
-        for future, frame in pending.items():
-            if not future.cancelled() and isinstance(future.exception(), (type(None), DflError)):
-                _record(summary, frame, future)
-        bar.close()
-        summary.done.sort()
+        run_frames(
+            sequence.frames, lambda frame: swapper.run_job(work[frame]), run=summary.run,
+            missing=missing_frames(sequence),
+            already_done=None if overwrite else lambda f: _already_done(target.path(f), engine.settings_hash),
+            on_result=swapped, threads=jobs, summary=SummaryFile(out_dir / summary_name(summary.chunk), render),
+            progress=progress, desc="swap",
+        )
+    finally:
         summary.no_face.sort()
-        save()
     return summary

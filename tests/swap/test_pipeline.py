@@ -55,6 +55,9 @@ def test_missing_frames_are_reported_and_the_rest_done(small_shot, facesets, swa
                         frames="1001-1003", faceset=str(facesets[1]), progress=False)
     assert summary.done == [1001, 1003]
     assert "file missing" in summary.failed[1002]
+    saved = json.loads((tmp_path / "out" / "swap_summary.1001-1003.json").read_text())
+    assert saved["frames"]["missing"] == [1002] and "file missing" in saved["frames"]["failed"]["1002"]
+    assert saved["status"] == "complete" and saved["frames"]["done"] == [1001, 1003]
 
 
 def test_detection_on_the_fly_and_the_torch_backend(small_shot, swap_model, tmp_path: Path) -> None:
