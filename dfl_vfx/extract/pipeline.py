@@ -2,37 +2,41 @@
 
 Two passes over the shot:
 
-1. **Detect** (parallel over frames): read the frame, detect faces on a downscaled sRGB working copy, fit 68
-   landmarks on full-resolution crops, filter the faces (largest, nearest to a point, or by identity). By default
-   the copy is as small as still shows a ``--min-face`` face (a tenth of the frame's shorter side) at the
-   detector's smallest size; see `dfl_vfx.face.detect.base.detection_plan`.
+1. **Detect** (parallel over frames): read the frame and find its faces with `dfl_vfx.face.finder` (detection on
+   a downscaled sRGB working copy, 68 landmarks fitted on full-resolution crops, then largest, nearest to a point
+   or by identity). By default the copy is as small as still shows a ``--min-face`` face (a tenth of the frame's
+   shorter side) at the detector's smallest size; see `dfl_vfx.face.detect.base.detection_plan`.
 2. **Align** (parallel over frames), after faces are linked into tracks and their landmarks smoothed over time:
    warp each face with DeepFaceLab's alignment in scene-linear light, convert it to the working space and write
    it to the faceset with its metadata.
 
 Face coordinates (rects, landmarks, matrices) are absolute image pixels: the display window's origin is where
 the file puts it, and overscan pixels have negative or beyond-size coordinates. Detections are cached in
-``FACESET/alignments.json``, so a rerun with the same detection options skips pass 1 for known frames, and pass 2
-skips frames whose faces are already written.
+``FACESET/alignments.json`` (`dfl_vfx.faceset.alignments`), so a rerun with the same detection options skips pass 1
+for known frames, and pass 2 skips frames whose faces are already written. Both passes are frame loops of
+`dfl_vfx.io.shot_runner`, which keeps ``FACESET/extract_summary.json`` up to date as frames finish (status running,
+then complete or interrupted, with each pass's done, skipped, missing and failed frames).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import multiprocessing
 import os
+import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
 
-from dfl_vfx import __version__
 from dfl_vfx.color.ocio import (
     WORKING_SPACE,
     WorkingSpace,
@@ -56,15 +60,24 @@ from dfl_vfx.face.selection import FaceFilter
 from dfl_vfx.face.smoothing import smooth_landmark_track
 from dfl_vfx.face.tracking import link_tracks
 from dfl_vfx.faceset import FaceMetadata, Faceset
-from dfl_vfx.io.atomic import atomic_path, remove_stale_temps, write_text_atomic
+from dfl_vfx.faceset.alignments import (
+    ALIGNMENTS_FILE,
+    Alignments,
+    FoundFace,
+    FrameFaces,
+    TrackedFace,
+    read_alignments,
+    write_alignments,
+)
+from dfl_vfx.io.atomic import atomic_path, remove_stale_temps
 from dfl_vfx.io.image import Image, read_header, read_image, rgba_channels, set_threads
 from dfl_vfx.io.outputs import check_output_dir
 from dfl_vfx.io.sequence import FrameSequence, format_frames, open_sequence
-from dfl_vfx.progress import progress_bar
+from dfl_vfx.io.shot_runner import COMPLETE, INTERRUPTED, RUNNING, FrameRun, SummaryFile, missing_frames, run_frames
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-ALIGNMENTS_FILE = "alignments.json"
 SUMMARY_FILE = "extract_summary.json"
 
 
@@ -121,17 +134,6 @@ class ExtractOptions:
 
 
 @dataclass
-class FrameFaces:
-    """Pass-1 result for one frame."""
-
-    frame: int
-    faces: list[dict[str, object]] = field(default_factory=list)  # rect, score, landmarks (absolute pixels)
-    plate_colorspace: str = ""
-    warnings: list[str] = field(default_factory=list)
-    error: str | None = None
-
-
-@dataclass
 class ExtractSummary:
     """What an extraction did; printed at the end and saved as ``extract_summary.json``."""
 
@@ -148,6 +150,16 @@ class ExtractSummary:
     detection: str = ""  # how the first frame was searched (copy size, smallest face)
     seconds: float = 0.0
     frames_per_second: float = 0.0
+    status: str = RUNNING  # running (or the process died), interrupted, complete
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+    detect: FrameRun = field(default_factory=FrameRun)  # pass 1; skipped: detections cached by an earlier run
+    align: FrameRun = field(default_factory=FrameRun)  # pass 2 over frames with faces; skipped: already written
+
+    def to_json(self) -> str:
+        """The summary file's text: every field, the passes' frame records included."""
+        data = {name: value for name, value in asdict(self).items() if name not in ("detect", "align")}
+        return json.dumps(data | {"detect": self.detect.to_dict(), "align": self.align.to_dict()}, indent=2)
 
     def lines(self) -> list[str]:
         """Human-readable summary lines."""
@@ -257,29 +269,16 @@ def _detect_frame(frame: int, path: str) -> FrameFaces:
     origin = np.array([image.data_window.x, image.data_window.y], np.float64)
     for face in faces:
         l, t, r, b = face.rect
-        result.faces.append(
-            {
-                "rect": [l + origin[0], t + origin[1], r + origin[0], b + origin[1]],
-                "score": float(face.score),
-                "landmarks": (face.landmarks + origin).round(4).tolist(),
-            }
-        )
+        result.faces.append(FoundFace(
+            rect=[float(l + origin[0]), float(t + origin[1]), float(r + origin[0]), float(b + origin[1])],
+            score=float(face.score),
+            landmarks=(face.landmarks + origin).round(4).tolist(),
+        ))
     return result
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Pass 2: align and write.
-
-
-@dataclass
-class _FaceJob:
-    name: str
-    face_index: int
-    track_id: int
-    rect: list[float]
-    score: float
-    landmarks: list[list[float]]  # smoothed, absolute pixels
-    raw_landmarks: list[list[float]]
 
 
 def face_crop(
@@ -290,14 +289,14 @@ def face_crop(
     return crop_face(rgb, None, origin, landmarks, face_type, size)
 
 
-def _face_rows(jobs: list[_FaceJob], size: int, face_type: FaceType) -> tuple[int, int]:
+def _face_rows(jobs: list[TrackedFace], size: int, face_type: FaceType) -> tuple[int, int]:
     """The band of scanlines (y_begin, y_end) that all the faces' aligned crops need."""
     quads = [aligned_quad(get_transform_mat(np.asarray(j.landmarks), size, face_type), size) for j in jobs]
     ys = np.concatenate([q[:, 1] for q in quads])
     return int(np.floor(ys.min())) - 4, int(np.ceil(ys.max())) + 5
 
 
-def _align_frame(frame: int, path: str, plate_space: str, jobs: list[_FaceJob]) -> tuple[int, int, list[str]]:
+def _align_frame(frame: int, path: str, plate_space: str, jobs: list[TrackedFace]) -> tuple[int, int, list[str]]:
     worker = _current_worker()
     opts = worker.options
     face_type = FaceType.parse(opts.face_type)
@@ -367,8 +366,14 @@ def _write_debug_frame(target: Path, rgb: np.ndarray, origin: tuple[int, int], s
 # Driver.
 
 
-class _Runner:
-    """Runs per-frame work in this thread (jobs=1) or in one spawn pool shared by both passes.
+def _in_worker(worker: _Worker, fn: Callable[..., T], *args: object) -> T:
+    """``fn(*args)`` with ``worker`` as this thread's worker state (another extraction may have used the thread)."""
+    _LOCAL.worker = worker
+    return fn(*args)
+
+
+class _Workers:
+    """Where per-frame work runs: this thread (jobs=1) or one spawn pool shared by both passes.
 
     Pool workers exit when this process dies (`exit_with_parent`), even when it is killed with SIGKILL.
     """
@@ -379,17 +384,21 @@ class _Runner:
         self.pool: ProcessPoolExecutor | None = None
         self.local: _Worker | None = None
 
-    def map(self, fn: Callable, items: list[tuple], desc: str) -> Iterator:
-        """Yield ``fn(*item)`` for each item, in order, reporting progress (a bar on a terminal, else log lines)."""
-        if not items:
-            return
-        enabled = self.options.progress
-        if self.options.jobs <= 1 or len(items) <= 1:
+    def run(self, fn: Callable[..., T], frames: list[int], arguments: Callable[[int], tuple], desc: str,
+            run: FrameRun, on_result: Callable[[int, T], str | None], summary: SummaryFile,
+            already_done: Callable[[int], bool], missing: dict[int, str] | None = None) -> None:
+        """``fn(*arguments(frame))`` for each frame through the shot runner, reporting progress as ``desc``.
+
+        Frames in ``missing`` and those ``already_done`` are not run; one frame to do runs in this thread.
+        """
+        missing = missing or {}
+        common = dict(arguments=arguments, run=run, missing=missing, already_done=already_done,
+                      on_result=on_result, summary=summary, progress=self.options.progress, desc=desc)
+        todo = [f for f in frames if f not in missing and not already_done(f)]
+        if self.options.jobs <= 1 or len(todo) <= 1:
             if self.local is None:
                 self.local = _new_worker(*self.init_args)
-            for item in progress_bar(items, desc=desc, unit="frame", enabled=enabled):
-                _LOCAL.worker = self.local  # this thread may have run another extraction in between
-                yield fn(*item)
+            run_frames(frames, functools.partial(_in_worker, self.local, fn), **common)
             return
         if self.pool is None:
             threads = max(1, (os.cpu_count() or 1) // self.options.jobs)
@@ -397,8 +406,7 @@ class _Runner:
                 self.options.jobs, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_pool_worker, initargs=(*self.init_args, threads, os.getpid()),
             )
-        results = self.pool.map(fn, *zip(*items, strict=True), chunksize=1)
-        yield from progress_bar(results, total=len(items), desc=desc, unit="frame", enabled=enabled)
+        run_frames(frames, fn, executor=self.pool, in_flight=2 * self.options.jobs, **common)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -408,30 +416,16 @@ class _Runner:
             _LOCAL.worker = None  # let the backend and embedder go with the extraction
 
 
-def _load_alignments(path: Path, key: dict[str, object]) -> dict[int, FrameFaces]:
+def _cached_detections(path: Path, key: dict[str, object]) -> dict[int, FrameFaces]:
+    """Pass-1 results of an earlier run with the same detection options (none when the file is unusable)."""
     if not path.is_file():
         return {}
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        log.warning("%s is unreadable; detecting every frame again", path)
+        alignments = read_alignments(path)
+    except DflError as exc:
+        log.warning("%s; detecting every frame again", exc)
         return {}
-    if data.get("detection") != key:
-        return {}
-    return {int(k): FrameFaces(**v) for k, v in data.get("frames", {}).items()}
-
-
-def _save_alignments(path: Path, key: dict[str, object], frames: dict[int, FrameFaces],
-                     smoothed: dict[int, list[_FaceJob]]) -> None:
-    data = {
-        "format": "dfl_vfx.alignments",
-        "version": 1,
-        "created_by": f"dfl_vfx {__version__}",
-        "detection": key,
-        "frames": {str(f): asdict(r) for f, r in sorted(frames.items())},
-        "tracks": {str(f): [asdict(j) for j in jobs] for f, jobs in sorted(smoothed.items())},
-    }
-    write_text_atomic(path, json.dumps(data))
+    return alignments.frames if alignments.detection == key else {}
 
 
 def _validate(options: ExtractOptions) -> FaceType:
@@ -461,15 +455,15 @@ def _validate(options: ExtractOptions) -> FaceType:
 
 def plan_tracks(
     frames: dict[int, FrameFaces], sources: dict[int, str], smooth: int, name_for: Callable[[str, int], str]
-) -> dict[int, list[_FaceJob]]:
+) -> dict[int, list[TrackedFace]]:
     """Link faces into tracks, smooth each track's landmarks over time, and name every face.
 
     ``sources`` maps frames to their file names; ``name_for(source, face_index)`` is the faceset's naming rule.
     """
     order = sorted(f for f in frames if frames[f].error is None)
-    rects = [[tuple(face["rect"]) for face in frames[f].faces] for f in order]
+    rects = [[tuple(face.rect) for face in frames[f].faces] for f in order]
     ids = link_tracks(rects)
-    jobs: dict[int, list[_FaceJob]] = {}
+    jobs: dict[int, list[TrackedFace]] = {}
     tracks: dict[int, list[tuple[int, int]]] = {}
     for f, frame_ids in zip(order, ids, strict=True):
         for i, track in enumerate(frame_ids):
@@ -483,7 +477,7 @@ def plan_tracks(
         valid = np.zeros(len(span), bool)
         for k, f in enumerate(span):
             if f in where:
-                track[k] = frames[f].faces[where[f]]["landmarks"]
+                track[k] = frames[f].faces[where[f]].landmarks
                 valid[k] = True
         result = smooth_landmark_track(track, smooth, valid) if smooth > 1 else track
         for k, f in enumerate(span):
@@ -493,14 +487,14 @@ def plan_tracks(
         for i, track in enumerate(frame_ids):
             face = frames[f].faces[i]
             jobs.setdefault(f, []).append(
-                _FaceJob(
+                TrackedFace(
                     name=name_for(sources[f], i),
                     face_index=i,
                     track_id=track,
-                    rect=list(face["rect"]),
-                    score=float(face["score"]),
+                    rect=list(face.rect),
+                    score=float(face.score),
                     landmarks=smoothed[(f, i)].tolist(),
-                    raw_landmarks=face["landmarks"],
+                    raw_landmarks=face.landmarks,
                 )
             )
     return jobs
@@ -522,39 +516,51 @@ def extract(plate: str, faceset_dir: str, options: ExtractOptions, frames: str |
         encoding=options.encoding,
     )
     summary = ExtractSummary(plate=sequence.pattern, faceset=str(faceset_dir), frames=len(sequence))
-    missing = set(sequence.missing())
-    summary.skipped.extend({"frame": f, "reason": f"file missing: {sequence.path(f)}"} for f in sorted(missing))
+    missing = missing_frames(sequence)
+    summary.skipped.extend({"frame": f, "reason": reason} for f, reason in sorted(missing.items()))
     present = [f for f in sequence.frames if f not in missing]
     if present:
         summary.detection = describe_detection(sequence.path(present[0]), options)
     reference = reference_embeddings(options.reference, create_backend(options.detector, **options.detector_options),
                                      options.colorspace, options.ocio_config, options.detect_size, options.min_face)
-    init_args = (options, reference, str(faceset_dir))
 
-    alignments_path = Path(faceset_dir) / ALIGNMENTS_FILE
-    key = options.detection_key()
-    cached = {} if options.overwrite else _load_alignments(alignments_path, key)
-    detected: dict[int, FrameFaces] = {f: cached[f] for f in present if f in cached and cached[f].error is None}
-    todo = [(f, str(sequence.path(f))) for f in present if f not in detected]
-    runner = _Runner(options, init_args)
+    def render() -> str:
+        summary.seconds = time.perf_counter() - start
+        return summary.to_json()
+
+    summary_file = SummaryFile(Path(faceset_dir) / SUMMARY_FILE, render)
+    workers = _Workers(options, (options, reference, str(faceset_dir)))
     try:
-        _detect_and_align(runner, todo, detected, summary, faceset, sequence, options, alignments_path, key)
+        _detect_and_align(workers, sequence, missing, summary, summary_file, faceset, options)
+        summary.status = COMPLETE
+    except BaseException:
+        summary.status = INTERRUPTED
+        raise
     finally:
-        runner.close()
-    summary.seconds = time.perf_counter() - start
-    summary.frames_per_second = len(present) / summary.seconds if summary.seconds > 0 else 0.0
-    write_text_atomic(Path(faceset_dir) / SUMMARY_FILE, json.dumps(asdict(summary), indent=2))
+        workers.close()
+        summary.seconds = time.perf_counter() - start
+        summary.frames_per_second = len(present) / summary.seconds if summary.seconds > 0 else 0.0
+        summary_file.write()
     return summary
 
 
-def _detect_and_align(runner: _Runner, todo: list[tuple], detected: dict[int, FrameFaces],
-                      summary: ExtractSummary, faceset: Faceset, sequence: FrameSequence,
-                      options: ExtractOptions, alignments_path: Path, key: dict[str, object]) -> None:
+def _detect_and_align(workers: _Workers, sequence: FrameSequence, missing: dict[int, str], summary: ExtractSummary,
+                      summary_file: SummaryFile, faceset: Faceset, options: ExtractOptions) -> None:
+    """Pass 1 over the frames not detected yet, tracks and smoothing, pass 2 over the frames not written yet."""
+    alignments_path = Path(faceset.root) / ALIGNMENTS_FILE
+    key = options.detection_key()
+    cached = {} if options.overwrite else _cached_detections(alignments_path, key)
+    detected = {f: cached[f] for f in sequence.frames if f not in missing and f in cached and cached[f].error is None}
+
+    def found(frame: int, result: FrameFaces) -> str | None:
+        detected[frame] = result
+        return result.error
+
     try:
-        for result in runner.map(_detect_frame, todo, "detect"):
-            detected[result.frame] = result
+        workers.run(_detect_frame, sequence.frames, lambda f: (f, str(sequence.path(f))), "detect", summary.detect,
+                    found, summary_file, already_done=detected.__contains__, missing=missing)
     except BaseException:  # interrupted (SIGTERM, Ctrl-C): keep the detections made so far for the rerun
-        _save_alignments(alignments_path, key, {f: r for f, r in detected.items() if r.error is None}, {})
+        write_alignments(alignments_path, Alignments(key, {f: r for f, r in detected.items() if r.error is None}))
         raise
     for f in sorted(detected):
         result = detected[f]
@@ -565,20 +571,23 @@ def _detect_and_align(runner: _Runner, todo: list[tuple], detected: dict[int, Fr
             summary.frames_without_face.append(f)
 
     sources = {f: sequence.path(f).name for f in detected}
-    jobs = plan_tracks(detected, sources, options.smooth, faceset.name_for)
-    _save_alignments(alignments_path, key, detected, jobs)
-    summary.tracks = len({j.track_id for js in jobs.values() for j in js})
-    summary.faces_kept = sum(len(js) for js in jobs.values())
+    tracked = plan_tracks(detected, sources, options.smooth, faceset.name_for)
+    write_alignments(alignments_path, Alignments(key, detected, tracked))
+    summary.tracks = len({face.track_id for faces in tracked.values() for face in faces})
+    summary.faces_kept = sum(len(faces) for faces in tracked.values())
 
-    work = []
-    for f, face_jobs in sorted(jobs.items()):
-        if not options.overwrite and all(faceset.has(j.name) for j in face_jobs):
-            summary.resumed_frames += 1
-            continue
-        work.append((f, str(sequence.path(f)), detected[f].plate_colorspace, face_jobs))
-    for _frame, written, warnings in runner.map(_align_frame, work, "align"):
-        summary.faces_written += written
+    def written(frame: int, result: tuple[int, int, list[str]]) -> None:
+        _, count, warnings = result
+        summary.faces_written += count
         summary.warnings.extend(warnings)
+
+    def already_written(frame: int) -> bool:
+        return not options.overwrite and all(faceset.has(face.name) for face in tracked[frame])
+
+    workers.run(_align_frame, sorted(tracked),
+                lambda f: (f, str(sequence.path(f)), detected[f].plate_colorspace, tracked[f]), "align",
+                summary.align, written, summary_file, already_done=already_written)
+    summary.resumed_frames = len(summary.align.skipped)
 
 
 def describe_detection(path: Path, options: ExtractOptions) -> str:

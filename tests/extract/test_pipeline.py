@@ -104,6 +104,10 @@ def test_rerun_resumes_and_rewrites_only_missing_faces(small_shot: Path, tmp_pat
     assert again.resumed_frames == 2 and again.faces_written == 1
     assert (out / "plate.1001_0.exr").stat().st_mtime_ns == first
     assert (out / "plate.1002_0.exr").is_file()
+    saved = json.loads((out / "extract_summary.json").read_text())
+    assert saved["status"] == "complete" and saved["faces_written"] == 1 and saved["resumed_frames"] == 2
+    assert saved["detect"]["skipped"] == [1001, 1002, 1003] and saved["detect"]["done"] == []  # from the cache
+    assert saved["align"]["skipped"] == [1001, 1003] and saved["align"]["done"] == [1002]
 
 
 def test_png16_faceset_and_debug_frames(small_shot: Path, tmp_path: Path) -> None:
@@ -146,6 +150,8 @@ def test_bad_frames_are_reported_and_the_rest_extracted(small_shot: Path, tmp_pa
     assert any("frame 1005" in w and "NaN/Inf" in w for w in summary.warnings)
     text = "\n".join(summary.lines())
     assert "no face in 1 frame(s): 1004" in text and "skipped frame 1003" in text
+    assert summary.detect.missing == {1002: reasons[1002]} and sorted(summary.detect.failed) == [1003, 1006]
+    assert summary.align.done == [1001, 1005]
     # nothing half-written: every file in the faceset is a complete face
     fs = Faceset.open(tmp_path / "dst")
     assert sorted(r.meta.source_frame for r in fs.records()) == [1001, 1005]
@@ -200,10 +206,13 @@ def test_interrupted_detection_keeps_its_work_for_the_rerun(small_shot: Path, tm
 
     real = pipeline._detect_frame
     calls: list[int] = []
+    summary_path = tmp_path / "dst" / "extract_summary.json"
+    seen_at_1004: dict = {}
 
     def interrupted_at_1004(frame: int, path: str):
         calls.append(frame)
         if frame == 1004:
+            seen_at_1004.update(json.loads(summary_path.read_text()))  # the summary as frames finish
             raise Terminated
         return real(frame, path)
 
@@ -213,12 +222,17 @@ def test_interrupted_detection_keeps_its_work_for_the_rerun(small_shot: Path, tm
     cached = json.loads((tmp_path / "dst" / "alignments.json").read_text())
     assert sorted(cached["frames"], key=int) == ["1001", "1002", "1003"]
     assert not list((tmp_path / "dst").glob("*.exr"))  # interrupted before any face was written
+    assert seen_at_1004["status"] == "running" and seen_at_1004["detect"]["done"] == [1001, 1002, 1003]
+    stopped = json.loads(summary_path.read_text())
+    assert stopped["status"] == "interrupted" and stopped["detect"]["status"] == "interrupted"
+    assert stopped["detect"]["error"] == "Terminated" and stopped["detect"]["done"] == [1001, 1002, 1003]
 
     calls.clear()
     monkeypatch.setattr(pipeline, "_detect_frame", lambda frame, path: calls.append(frame) or real(frame, path))
     summary = extract(str(small_shot / PLATE), str(tmp_path / "dst"), _opts(), frames="1001-1006")
     assert calls == [1004, 1005, 1006]  # frames 1001-1003 came from the cache
-    assert summary.faces_written == 6
+    assert summary.faces_written == 6 and summary.status == "complete"
+    assert summary.detect.skipped == [1001, 1002, 1003] and summary.detect.done == [1004, 1005, 1006]
 
 
 def test_two_extractions_in_threads_of_one_process_keep_their_own_options(small_shot: Path, tmp_path: Path) -> None:
@@ -243,3 +257,19 @@ def test_two_extractions_in_threads_of_one_process_keep_their_own_options(small_
         assert not isinstance(results[size], Exception), results[size]
         records = Faceset.open(tmp_path / f"s{size}").records()
         assert len(records) == 6 and {r.meta.size for r in records} == {size}
+
+
+def test_a_malformed_alignments_cache_is_detected_again_and_rewritten(small_shot: Path, tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    from dfl_vfx.faceset.alignments import read_alignments
+
+    out = tmp_path / "dst"
+    out.mkdir()
+    (out / "alignments.json").write_text('{"format": "dfl_vfx.alignments", "version": 1, "frames": {"1001": 7}}')
+    with caplog.at_level("WARNING", logger="dfl_vfx.extract.pipeline"):
+        summary = extract(str(small_shot / PLATE), str(out), _opts(), frames="1001-1002")
+    assert summary.faces_written == 2
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "alignments.json: malformed alignments at frame 1001" in warnings[0]
+    assert warnings[0].endswith("detecting every frame again")
+    assert sorted(read_alignments(out).tracks) == [1001, 1002]
