@@ -31,6 +31,7 @@ from dfl_vfx.face.masks import hull_mask
 from dfl_vfx.faceset import FaceRecord, Faceset
 from dfl_vfx.io.image import read_header, read_image, rgba_channels
 from dfl_vfx.io.sequence import FrameSequence, open_sequence
+from dfl_vfx.io.shot_runner import run_frames
 from dfl_vfx.models.checkpoint import load_model
 from dfl_vfx.models.saehd import SAEHD
 from dfl_vfx.progress import progress_bar
@@ -301,8 +302,12 @@ def evaluate_shot(
     reference, src_model_faces = _src_reference(faceset, records, tools.embedder, tools.spaces, resolution, progress)
     found = _Measurements()
     by_frame = _group_by_frame(selected)
-    for frame, faces in progress_bar(list(by_frame.items()), desc="frames", unit="frame", enabled=progress):
-        _measure_frame(frame, faces, _plate_path(plate_sequence, plate, frame), tools, found)
+
+    def measure(frame: int) -> None:
+        _measure_frame(frame, by_frame[frame], _plate_path(plate_sequence, plate, frame), tools, found)
+
+    # one frame at a time in this thread (the measurements accumulate); a frame that cannot be read stops the run
+    run_frames(sorted(by_frame), measure, progress=progress, desc="frames", stop_on_failure=True)
 
     return EvalReport(
         ssim_src=_reconstruction_ssim(net, src_model_faces, "src_rgb") if net is not None else None,
