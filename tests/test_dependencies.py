@@ -65,3 +65,8 @@ def test_the_checker_sees_nested_and_relative_imports(tmp_path: Path) -> None:
     sample.write_text("def f():\n    from ..cli import main\n    import torch.nn\n")
     found = imported_modules(sample, package="dfl_vfx.swap")
     assert {"dfl_vfx.cli", "dfl_vfx.cli.main", "torch.nn"} <= found
+
+
+def test_swap_and_eval_find_faces_without_the_extraction_pipeline() -> None:
+    files = _files("dfl_vfx/swap") + _files("dfl_vfx/eval")
+    assert _offenders(files, ("dfl_vfx.extract.pipeline",)) == {}
