@@ -83,6 +83,7 @@ def time_backend(backend: str, interpolation: str, repeats: int, threads: int) -
     bbox, final = ops.paste_face(plate, face, mask, matrix, ERODE_PX, BLUR_SIGMA, interpolation, 3,
                                  backend="reference")
     source = np.ascontiguousarray(np.dstack([face, mask]))
+    source5 = np.ascontiguousarray(np.dstack([face, mask, np.ones_like(mask)]))  # the merger's: + coverage
     warped = ops.warp_to_plate(source, matrix, bbox, interpolation, backend="reference")
     clipped = np.clip(warped[..., 3], 0.0, 1.0)
     rgb = np.ascontiguousarray(warped[..., :3])
@@ -91,6 +92,7 @@ def time_backend(backend: str, interpolation: str, repeats: int, threads: int) -
         "paste_face": median_ms(lambda: ops.paste_face(plate, face, mask, matrix, ERODE_PX, BLUR_SIGMA,
                                                        interpolation, 3, **kw), repeats),
         "warp": median_ms(lambda: ops.warp_to_plate(source, matrix, bbox, interpolation, **kw), repeats),
+        "warp5": median_ms(lambda: ops.warp_to_plate(source5, matrix, bbox, interpolation, **kw), repeats),
         "erode": median_ms(lambda: ops.erode_dilate(clipped, ERODE_PX, **kw), repeats),
         "blur": median_ms(lambda: ops.gaussian_blur(clipped, BLUR_SIGMA, **kw), repeats),
         "composite": median_ms(lambda: ops.composite(plate, rgb, final, bbox[:2], 3, **kw), repeats),
@@ -151,7 +153,8 @@ def run(repeats: int, threads: int, outdir: Path) -> Path:
         "face_width_px": FACE_WIDTH_PX, "rotation_deg": ROTATION_DEG, "erode_px": ERODE_PX,
         "blur_sigma": BLUR_SIGMA, "repeats_native": repeats, "repeats_reference": max(1, repeats // 2),
         "native_threads": threads or os.cpu_count(), "cv2_threads": cv2.getNumThreads(),
-        "note": "median ms per call; paste_face is the fused step (bbox, warp, clip, erode, blur, floor, composite)",
+        "note": "median ms per call; paste_face is the fused step (bbox, warp, clip, erode, blur, floor, composite); "
+                "warp is face RGB + mask (4 channels), warp5 adds the coverage channel as the merger warps it",
     }
     return write_result(outdir, "merge", figures, settings)
 
