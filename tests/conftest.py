@@ -98,18 +98,28 @@ TINY_MODEL = {"archi": "df-ud", "resolution": 64, "face_type": "f", "ae_dims": 3
               "d_mask_dims": 16}
 
 
-@pytest.fixture(scope="session")
-def facesets(small_shot: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(src, dst) full-face facesets at 64 px."""
+def _extract_pair(small_shot: Path, root: Path, face_type: str) -> tuple[Path, Path]:
+    """(src, dst) facesets of the small shot at 64 px of ``face_type``."""
     from dfl_vfx.color.ocio import SRGB_SPACE
     from dfl_vfx.extract.pipeline import ExtractOptions, extract
 
-    root = tmp_path_factory.mktemp("train_facesets")
-    common = dict(face_type="f", size=64, select="largest", jobs=1, progress=False)
+    common = dict(face_type=face_type, size=64, select="largest", jobs=1, progress=False)
     extract(str(small_shot / "plate" / "plate.####.exr"), str(root / "dst"), ExtractOptions(**common))
     extract(str(small_shot / "src" / "src.####.png"), str(root / "src"),
             ExtractOptions(colorspace=SRGB_SPACE, **common))
     return root / "src", root / "dst"
+
+
+@pytest.fixture(scope="session")
+def facesets(small_shot: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(src, dst) full-face facesets at 64 px."""
+    return _extract_pair(small_shot, tmp_path_factory.mktemp("train_facesets"), "f")
+
+
+@pytest.fixture(scope="session")
+def wf_facesets(small_shot: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(src, dst) whole-face facesets at 64 px (extract's default face type, at a tiny size)."""
+    return _extract_pair(small_shot, tmp_path_factory.mktemp("wf_facesets"), "wf")
 
 
 @pytest.fixture()

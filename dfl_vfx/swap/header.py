@@ -15,6 +15,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from os import PathLike
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -271,6 +272,18 @@ def read_face_records(metadata: Mapping[str, object],
                       path: str | PathLike[str] | None = None) -> list[FaceRecord] | None:
     """The ``dfl_vfx:faces`` records of an image's metadata, None without them (DflError when malformed)."""
     return faces_from_metadata(metadata[FACES_ATTRIBUTE], path) if FACES_ATTRIBUTE in metadata else None
+
+
+def written_with(path: Path, settings_hash: str) -> bool:
+    """Whether ``path`` is a whole frame already swapped with these settings (a rerun then skips it)."""
+    if not path.is_file():
+        return False
+    from dfl_vfx.io.image import read_header
+
+    try:
+        return output_settings_hash(read_header(path).metadata) == settings_hash
+    except (DflError, OSError):
+        return False
 
 
 def output_settings_hash(metadata: Mapping[str, object]) -> str | None:

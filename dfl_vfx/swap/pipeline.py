@@ -24,7 +24,6 @@ from pathlib import Path
 
 from dfl_vfx.errors import DflError
 from dfl_vfx.io.atomic import remove_stale_temps
-from dfl_vfx.io.image import read_header
 from dfl_vfx.io.outputs import check_output_dir
 from dfl_vfx.io.sequence import FrameSequence, format_frames, open_sequence, output_sequence
 from dfl_vfx.io.shot_runner import COMPLETE, INTERRUPTED, RUNNING, FrameRun, SummaryFile, missing_frames, run_frames
@@ -37,7 +36,7 @@ from dfl_vfx.swap.engine import (
 )
 from dfl_vfx.swap.faces import FaceFinder, check_faceset_matches, faceset_plans
 from dfl_vfx.swap.frame import swap_frame
-from dfl_vfx.swap.header import output_settings_hash
+from dfl_vfx.swap.header import written_with
 
 log = logging.getLogger(__name__)
 
@@ -156,15 +155,6 @@ class SwapSummary:
         return out
 
 
-def _already_done(path: Path, settings_hash: str) -> bool:
-    if not path.is_file():
-        return False
-    try:
-        return output_settings_hash(read_header(path).metadata) == settings_hash
-    except (DflError, OSError):
-        return False
-
-
 @dataclass
 class _Job:
     frame: int
@@ -239,7 +229,7 @@ def swap_shot(plate: str, out: str, settings: SwapSettings, frames: str | None =
         run_frames(
             sequence.frames, lambda frame: swapper.run_job(work[frame]), run=summary.run,
             missing=missing_frames(sequence),
-            already_done=None if overwrite else lambda f: _already_done(target.path(f), engine.settings_hash),
+            already_done=None if overwrite else lambda f: written_with(target.path(f), engine.settings_hash),
             on_result=swapped, threads=jobs, summary=SummaryFile(out_dir / summary_name(summary.chunk), render),
             progress=progress, desc="swap",
         )

@@ -53,7 +53,7 @@ from dfl_vfx.swap.engine import (
 )
 from dfl_vfx.swap.faces import FaceFinder, check_faceset_matches, faceset_plans
 from dfl_vfx.swap.frame import swap_frame
-from dfl_vfx.swap.header import SWAP_ATTRIBUTE, SwapHeader, output_settings_hash
+from dfl_vfx.swap.header import SWAP_ATTRIBUTE, SwapHeader, written_with
 from dfl_vfx.swap.settings import swap_settings
 
 log = logging.getLogger(__name__)
@@ -723,7 +723,7 @@ class SwapService:
             if f in missing:
                 report["failed"][str(f)] = f"file missing: {sequence.path(f)}"
                 finished(f, "failed", report["failed"][str(f)])
-            elif not overwrite and _written_with(target.path(f), engine.settings_hash):
+            elif not overwrite and written_with(target.path(f), engine.settings_hash):
                 report["skipped"].append(f)
                 finished(f, "skipped")
             else:
@@ -785,16 +785,6 @@ class SwapService:
         return {"path": str(path), "swapped": SWAP_ATTRIBUTE in attributes, "channels": list(header.channels),
                 "data_window": [window.x, window.y, window.width, window.height],
                 "display_window": [display.x, display.y, display.width, display.height], "attributes": attributes}
-
-
-def _written_with(path: Path, settings_hash: str) -> bool:
-    """Whether ``path`` is a whole frame already swapped with these settings (then a rerun skips it)."""
-    if not path.is_file():
-        return False
-    try:
-        return output_settings_hash(read_header(path).metadata) == settings_hash
-    except (DflError, OSError):
-        return False
 
 
 # -- transports -----------------------------------------------------------------------------------------------------
