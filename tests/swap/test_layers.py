@@ -199,8 +199,7 @@ def test_opacity_zero_leaves_the_plate_bit_identical(small_shot, swap_model, pla
     assert not _channels(out, "mask.A").any()
 
 
-@pytest.mark.skipif(not __import__("dfl_vfx.native", fromlist=["x"]).cuda_available(),
-                    reason="needs an NVIDIA GPU (CUDA driver) and the CUDA build of dfl_vfx")
+@pytest.mark.gpu("cuda_build")
 def test_the_cuda_merge_writes_the_same_layers_and_live_settings(small_shot, swap_model, plans) -> None:
     outputs = {}
     for device, merge_backend in (("cpu", "native"), ("cuda:0", "cuda")):
