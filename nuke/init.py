@@ -1,0 +1,22 @@
+"""DFL plugin start-up, run by Nuke in the GUI and in batch renders (nuke -t, nuke -x): headless only.
+
+Adds the gizmos folder to the plugin path (so DFLSwap and DFLMask load) and stops the session's engine at exit.
+No menu here: menus live in menu.py, which Nuke runs only with a GUI.
+"""
+
+import atexit
+import os
+
+import nuke
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+nuke.pluginAddPath(os.path.join(_HERE, "gizmos"))
+
+
+def _close_engines() -> None:
+    import dfl_nuke.swap_node
+
+    dfl_nuke.swap_node.close_clients()
+
+
+atexit.register(_close_engines)
