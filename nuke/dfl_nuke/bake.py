@@ -65,6 +65,20 @@ def knob_settings(schema: Schema, values: Mapping[str, Any]) -> dict[str, Any]:
     return settings
 
 
+# Nuke's names for the scene-linear space (nuke-default config, the role): the engine's default, scene linear
+SCENE_LINEAR_NAMES = frozenset({"linear", "scene_linear", "scene linear", "default", ""})
+
+
+def engine_colourspace(read_colourspace: str) -> str | None:
+    """A Read's colorspace knob as the engine's ``colorspace`` setting: ``default (X)`` is X; Nuke's linear
+    (or the scene_linear role) is None, the engine's scene-linear default; any other name goes as it is (an OCIO
+    name the engine's config lacks comes back as a one-line error)."""
+    name = read_colourspace.strip()
+    if name.startswith("default (") and name.endswith(")"):
+        name = name[len("default ("):-1].strip()
+    return None if name.lower() in SCENE_LINEAR_NAMES else name
+
+
 def plate_pattern(path: str) -> str:
     """A Read's file as the engine names a sequence: ``%04d`` -> ``####``."""
     return re.sub(r"%0?(\d*)d", lambda m: "#" * max(1, int(m.group(1) or 1)), path)

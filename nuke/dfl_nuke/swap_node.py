@@ -19,6 +19,7 @@ from dfl_nuke.bake import (
     BakeError,
     check_exr,
     check_model,
+    engine_colourspace,
     engine_path,
     frame_file,
     frame_list,
@@ -119,12 +120,8 @@ def plate_of(node: nuke.Node, first: int, last: int, cache_folder: str) -> tuple
         if missing and _text(source, "on_error") == "error":
             raise BakeError(f"{name}: {source.name()} misses frames {frame_list(missing)} and its Missing frames "
                             "is error; render them or set Missing frames to black")
-        colourspace = _text(source, "colorspace")
-        if colourspace.startswith("default (") and colourspace.endswith(")"):
-            colourspace = colourspace[len("default ("):-1]
-        if _text(source, "raw") in ("True", "true", "1"):
-            colourspace = ""
-        return pattern, present, colourspace or None
+        raw = _text(source, "raw") in ("True", "true", "1")
+        return pattern, present, None if raw else engine_colourspace(_text(source, "colorspace"))
     return render_upstream(node, frames, cache_folder), frames, None
 
 
@@ -266,7 +263,11 @@ def run_range(bake: Bake) -> None:
     try:
         call = bake.start_range(relay)
         _running[bake.node_name] = call
-        call.wait(timeout=None, idle_timeout=600)
+        result = call.wait(timeout=None, idle_timeout=600) or {}
+        failed = result.get("failed") or {}
+        if failed:
+            frame, error = sorted(failed.items())[0]
+            raise EngineError(f"{len(failed)} of {result.get('total', '?')} frames failed (frame {frame}: {error})")
         px = bake.px_per_unit()
         nuke.executeInMainThread(finish, args=(bake.node_name, bake, px))
     except RequestCancelled:

@@ -163,3 +163,12 @@ def test_mypy_holds_the_nuke_side_to_nuke_s_published_api(tmp_path: Path) -> Non
         handle.write("\n\ndef _bogus() -> None:\n    nuke.showProgressWindow('x')\n")
     done = _mypy(copy, tmp_path / "cache")
     assert done.returncode == 1 and 'has no attribute "showProgressWindow"' in done.stdout, done.stdout
+
+
+def test_read_colourspaces_as_engine_settings() -> None:
+    from dfl_nuke.bake import engine_colourspace
+
+    assert engine_colourspace("default (linear)") is None
+    assert engine_colourspace("scene_linear") is None
+    assert engine_colourspace("ACES - ACEScg") == "ACES - ACEScg"
+    assert engine_colourspace("default (ACEScg)") == "ACEScg"

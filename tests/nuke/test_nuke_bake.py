@@ -1,0 +1,117 @@
+"""End to end with the fake ``nuke`` and the real engine (``dfl-vfx serve``) on the small demo shot: bake a range,
+the cache and the gizmo's Read path, re-bake after a network knob, no re-bake for a live knob, and a cancel."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import OpenImageIO as oiio
+
+ENGINE = str(Path(sys.executable).with_name("dfl-vfx"))
+FRAMES = (1001, 1002)
+
+
+def _swap_node(nuke: Any, small_shot: Path, model: Path, cache: Path) -> Any:
+    read = nuke.nodes.Read(file=str(small_shot / "plate" / "plate.%04d.exr"), first=1001, last=1012,
+                           on_error="error", colorspace="default (linear)", raw=False)
+    node = nuke.createNode("DFLSwap")
+    node.setInput(0, read)
+    for name, value in (("model", str(model)), ("engine", ENGINE), ("cache_root", str(cache)),
+                        ("first_frame", FRAMES[0]), ("last_frame", FRAMES[-1]), ("device", "cpu"),
+                        ("backend", "onnxruntime")):
+        node[name].setValue(value)
+    nuke.current["node"] = node
+    return node
+
+
+def _bake(nuke: Any, node: Any) -> None:
+    from dfl_nuke import swap_node
+
+    nuke.current["node"] = node
+    worker = swap_node.bake_range()
+    assert worker is not None, nuke.messages
+    worker.join(timeout=180)
+    assert not worker.is_alive()
+
+
+def _frames(node: Any) -> list[Path]:
+    pattern = node["bake_file"].value()
+    return [Path(pattern.replace("####", f"{frame:04d}")) for frame in FRAMES]
+
+
+def _channels(path: Path) -> list[str]:
+    image = oiio.ImageInput.open(str(path))
+    assert image is not None, oiio.geterror()
+    try:
+        return list(image.spec().channelnames)
+    finally:
+        image.close()
+
+
+def test_bake_range_then_live_and_re_bake_knobs(nuke: Any, small_shot: Path, swap_model: tuple[Path, Path],
+                                               tmp_path: Path) -> None:
+    from dfl_nuke import swap_node
+
+    node = _swap_node(nuke, small_shot, swap_model[1], tmp_path / "cache")
+    _bake(nuke, node)
+    assert nuke.messages == []
+    first = _frames(node)
+    # the cache: <root>/<script>/<node>/<hash>/plate.####.exr, one file per frame with the bake's layers
+    assert first[0].parent.parent == tmp_path / "cache" / "untitled" / "DFLSwap1"
+    assert first[0].parent.name == node["bake_hash"].value() and len(node["bake_hash"].value()) == 12
+    for path in first:
+        assert path.is_file()
+        assert {"R", "G", "B", "A", "matte.A", "raw.R", "raw.A"} <= set(_channels(path))
+    assert (node["bake_first"].value(), node["bake_last"].value()) == FRAMES
+    assert 0.05 < node["px_per_unit"].value() < 20
+    assert node["stale"].value() is False
+    assert "finish" in nuke.main_thread_calls
+    assert nuke.ProgressTask.instances[-1].progress[-1] == 100
+    stamps = [p.stat().st_mtime_ns for p in first]
+
+    # a live knob: no stale mark, and the same cache folder (a bake would find its frames done)
+    nuke.current["knob"] = node["blur"]
+    node["blur"].setValue(60)
+    swap_node.knob_changed()
+    assert node["stale"].value() is False
+    bake = swap_node.Bake(node)
+    assert bake.cache.folder == str(first[0].parent)
+
+    # a re-bake knob: stale, and the next bake goes to a new folder; the old bake stays
+    nuke.current["knob"] = node["color_transfer"]
+    node["color_transfer"].setValue("none")
+    swap_node.knob_changed()
+    assert node["stale"].value() is True and node["tile_color"].value() == swap_node.STALE_COLOR
+    _bake(nuke, node)
+    assert nuke.messages == []
+    second = _frames(node)
+    assert second[0].parent != first[0].parent and all(p.is_file() for p in second)
+    assert [p.stat().st_mtime_ns for p in first] == stamps
+    assert node["stale"].value() is False and node["stale_label"].value() == ""
+
+
+def test_a_cancelled_bake_leaves_no_half_written_frame(nuke: Any, small_shot: Path, swap_model: tuple[Path, Path],
+                                                      tmp_path: Path) -> None:
+    node = _swap_node(nuke, small_shot, swap_model[1], tmp_path / "cache")
+    node["last_frame"].setValue(1012)
+    nuke.cancel_after["progress"] = 1  # the compositor presses Cancel after the first frame
+    _bake(nuke, node)
+    assert nuke.messages == []
+    assert node["bake_hash"].value() == ""  # the node was not pointed at a partial bake
+    written = [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and p.suffix == ".exr"]
+    assert 1 <= len(written) < 12, written
+    for path in written:
+        assert not path.name.startswith("."), path  # no temp left behind
+        assert "R" in _channels(path)  # every frame under a real name is complete
+
+
+def test_failed_frames_are_a_message_and_the_node_is_not_pointed_at_them(
+        nuke: Any, small_shot: Path, swap_model: tuple[Path, Path], tmp_path: Path) -> None:
+    node = _swap_node(nuke, small_shot, swap_model[1], tmp_path / "cache")
+    node.input(0)["colorspace"].setValue("No Such Space")
+    _bake(nuke, node)
+    assert len(nuke.messages) == 1 and "\n" not in nuke.messages[0]
+    assert "2 of 2 frames failed (frame 1001: unknown colorspace 'No Such Space'" in nuke.messages[0]
+    assert node["bake_hash"].value() == "" and node["bake_file"].value() == ""
