@@ -1,0 +1,77 @@
+"""`dfl-vfx host install nuke --dest DIR`: the plugin folder, the engine's path, and never a studio's file lost."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+from dfl_vfx.cli.main import main
+from dfl_vfx.hosts.install import CONFIG_NAME, PLUGIN_NAME, REPO
+
+ENGINE = str(Path(sys.executable).with_name("dfl-vfx"))
+
+
+def test_install_copies_the_plugin_and_the_client_and_records_the_engine(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    assert main(["host", "install", "nuke", "--dest", str(tmp_path / "plugins")]) == 0
+    target = tmp_path / "plugins" / PLUGIN_NAME
+    for name in ("init.py", "menu.py", "gizmos/DFLSwap.gizmo", "gizmos/DFLMask.gizmo", "dfl_nuke/swap_node.py",
+                 "dfl_host/client.py"):
+        assert (target / name).read_bytes() == (REPO / ("nuke" if not name.startswith("dfl_host") else "")
+                                                / name).read_bytes(), name
+    assert not list(target.rglob("__pycache__"))
+    config = json.loads((target / CONFIG_NAME).read_text())
+    assert config["engine"] == ENGINE
+    assert "gizmos/DFLSwap.gizmo" in config["files"]
+    # the installed plugin finds that engine through its own code
+    bake = runpy.run_path(str(target / "dfl_nuke" / "bake.py"), run_name="installed_bake")
+    assert bake["configured_engine"](str(target)) == ENGINE
+    out = capsys.readouterr().out
+    assert f'nuke.pluginAddPath("{target}")' in out
+    assert not [p for p in (tmp_path / "plugins").iterdir() if p.name != PLUGIN_NAME]  # no stage left behind
+
+
+def test_reinstall_updates_but_never_overwrites_a_studio_file(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    dest = tmp_path / "plugins"
+    assert main(["host", "install", "nuke", "--dest", str(dest), "--engine", "/opt/a/dfl-vfx"]) == 0
+    target = dest / PLUGIN_NAME
+    (target / "gizmos" / "DFLSwap.gizmo").write_text("old\n")
+    assert main(["host", "install", "nuke", "--dest", str(dest), "--engine", "/opt/b/dfl-vfx"]) == 0
+    assert json.loads((target / CONFIG_NAME).read_text())["engine"] == "/opt/b/dfl-vfx"
+    assert (target / "gizmos" / "DFLSwap.gizmo").read_text() != "old\n"
+
+    studio = target / "gizmos" / "StudioKeyer.gizmo"
+    studio.write_text("keep me\n")
+    capsys.readouterr()
+    assert main(["host", "install", "nuke", "--dest", str(dest)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{studio} is not a file of ours" in err
+    assert studio.read_text() == "keep me\n"
+    assert json.loads((target / CONFIG_NAME).read_text())["engine"] == "/opt/b/dfl-vfx"
+
+
+@pytest.mark.parametrize("what", ["folder", "file"])
+def test_a_folder_or_file_of_that_name_not_made_by_us_is_refused(tmp_path: Path, what: str,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    target = tmp_path / PLUGIN_NAME
+    if what == "folder":
+        target.mkdir()
+        (target / "init.py").write_text("# the studio's\n")
+    else:
+        target.write_text("x")
+    assert main(["host", "install", "nuke", "--dest", str(tmp_path)]) == 2
+    assert "dfl-vfx host: error: --dest: " in capsys.readouterr().err
+    if what == "folder":
+        assert (target / "init.py").read_text() == "# the studio's\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [PLUGIN_NAME]
+
+
+def test_dest_that_is_a_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "f").write_text("x")
+    assert main(["host", "install", "nuke", "--dest", str(tmp_path / "f")]) == 2
+    assert "dfl-vfx host: error: --dest " in capsys.readouterr().err
