@@ -290,5 +290,6 @@ def graph(statements: list[Statement], source: str = "<script>") -> dict[str, Wi
             raise NkSyntaxError(f"{source}: {statement.name} takes {count} inputs, the stack holds {len(stack)}")
         taken = [stack.pop() for _ in range(count)]
         nodes[statement.name] = Wired(statement, taken)
-        stack.append(statement)
+        if statement.cls != "Root":  # the script's settings: not a node of the graph
+            stack.append(statement)
     return nodes

@@ -95,3 +95,23 @@ def test_quote_then_unquote_gives_the_text_back(text: str) -> None:
 def test_malformed_scripts_are_one_line_errors(text: str, message: str) -> None:
     with pytest.raises(nk.NkSyntaxError, match=message):
         nk.graph(nk.parse(text, "bad.nk"), "bad.nk")
+
+
+def test_demo_comp_script_round_trips_and_wires_plate_swap_write(tmp_path) -> None:
+    from dfl_vfx.hosts.nuke_gizmo import GIZMOS
+    from dfl_vfx.hosts.nuke_script import write_comp_script
+
+    path = write_comp_script(tmp_path / "comp.nk", "/shots/sh 010/plate.####.exr", "/models/m [v2].onnx",
+                             "/cache", "/out/comp.####.exr", 1001, 1012)
+    text = path.read_text()
+    statements = nk.parse(text, str(path))
+    assert nk.write(statements) == text
+    wiring = {name: [i.name if i else None for i in w.inputs] for name, w in nk.graph(statements).items()}
+    assert wiring == {"comp.nk": [], "Plate": [], "DFLSwap1": ["Plate"], "Write1": ["DFLSwap1"]}
+    nodes = {s.name: s for s in statements if isinstance(s, nk.Node)}
+    assert f"{nodes['DFLSwap1'].cls}.gizmo" in GIZMOS
+    assert nodes["DFLSwap1"].value("model") == "/models/m [v2].onnx"
+    assert nodes["Plate"].value("file") == "/shots/sh 010/plate.####.exr"
+    assert nodes["Write1"].value("channels") == "all"  # the mask channel reaches the file
+    gizmo = next(s for s in nk.parse((GIZMO_DIR / "DFLSwap.gizmo").read_text()) if isinstance(s, nk.Node))
+    assert {k.name for k in nodes["DFLSwap1"].knobs} - {"name"} <= {k.name for k in gizmo.user_knobs}
