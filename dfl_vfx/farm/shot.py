@@ -1,0 +1,229 @@
+"""The shot file: one TOML file per shot that the farm commands read, checked before anything is submitted.
+
+Tables: ``[shot]`` (name, plate, frames, output, work_dir), ``[source]`` (a ``faceset`` or ``footage`` to
+extract), ``[extract]`` (extract options), ``[model]`` (``reuse`` a trained model folder, or ``options`` for a new
+one), ``[merge]`` (swap settings by schema name) and ``[farm]`` (pools, GPUs, chunks, priority, training budget).
+Relative paths are relative to the shot file. Every error is one line naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from dfl_vfx.errors import DflError
+from dfl_vfx.io.sequence import open_sequence, parse_frames
+from dfl_vfx.schema import SettingError, validate_settings
+
+EXTRACT_KEYS = ("face_type", "size", "smooth", "detector", "select", "min_face", "colorspace", "source_colorspace",
+                "jobs")
+_DURATION = re.compile(r"^\d+(\.\d+)?[smhd]$")
+
+
+@dataclass(frozen=True)
+class FarmSettings:
+    """How the job runs on the farm."""
+
+    pools: tuple[str, ...] = ()
+    group: str = ""
+    priority: int = 50
+    chunk_size: int = 10
+    gpus: int = 1
+    gpu_memory_gb: int = 0  # 0: no requirement
+    train_task_time: str = "1h"
+    train_tasks: int = 4
+    iterations: int = 100_000
+
+
+@dataclass(frozen=True)
+class Shot:
+    """A shot as the farm commands need it; paths absolute."""
+
+    file: Path
+    name: str
+    plate: str
+    frames: list[int]
+    output: Path
+    work_dir: Path
+    faceset: Path | None = None
+    footage: str | None = None
+    extract: dict[str, Any] = field(default_factory=dict)
+    model_reuse: Path | None = None
+    model_options: dict[str, Any] = field(default_factory=dict)
+    merge: dict[str, Any] = field(default_factory=dict)
+    farm: FarmSettings = field(default_factory=FarmSettings)
+
+    @property
+    def first(self) -> int:
+        return min(self.frames)
+
+    @property
+    def last(self) -> int:
+        return max(self.frames)
+
+    @property
+    def dst_faceset(self) -> Path:
+        return self.work_dir / "dst_faces"
+
+    @property
+    def src_faceset(self) -> Path:
+        return self.faceset if self.faceset is not None else self.work_dir / "src_faces"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.model_reuse if self.model_reuse is not None else self.work_dir / "model"
+
+    @property
+    def onnx(self) -> Path:
+        return self.work_dir / "model.onnx"
+
+
+_TABLES = {
+    "shot": ("name", "plate", "frames", "output", "work_dir"),
+    "source": ("faceset", "footage"),
+    "extract": EXTRACT_KEYS,
+    "model": ("reuse", "options"),
+    "merge": None,  # checked against the schema
+    "farm": tuple(f.name for f in fields(FarmSettings)),
+}
+
+
+def _fail(file: Path, message: str) -> DflError:
+    return DflError(f"{file}: {message}")
+
+
+def check_keys(file: Path, document: Mapping[str, Any]) -> None:
+    for table, value in document.items():
+        if table not in _TABLES:
+            raise _fail(file, f"unknown table [{table}]; known: {', '.join(f'[{t}]' for t in _TABLES)}")
+        if not isinstance(value, dict):
+            raise _fail(file, f"{table} must be a table ([{table}])")
+        known = _TABLES[table]
+        for key in value:
+            if known is not None and key not in known:
+                raise _fail(file, f"unknown key {table}.{key}; known in [{table}]: {', '.join(known)}")
+
+
+def _path(file: Path, value: Any, key: str) -> Path:
+    if not isinstance(value, str) or not value:
+        raise _fail(file, f"{key} must be a path string")
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (file.parent / path)
+
+
+def _farm(file: Path, table: Mapping[str, Any]) -> FarmSettings:
+    defaults = FarmSettings()
+    values: dict[str, Any] = {}
+    for f in fields(FarmSettings):
+        if f.name not in table:
+            continue
+        value = table[f.name]
+        default = getattr(defaults, f.name)
+        if f.name == "pools":
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+                raise _fail(file, "farm.pools must be a list of pool names")
+            value = tuple(value)
+        elif isinstance(default, int) and (isinstance(value, bool) or not isinstance(value, int)):
+            raise _fail(file, f"farm.{f.name} must be a whole number, not {value!r}")
+        elif isinstance(default, str) and not isinstance(value, str):
+            raise _fail(file, f"farm.{f.name} must be a string, not {value!r}")
+        values[f.name] = value
+    return check_farm(file, replace(defaults, **values))
+
+
+def check_farm(file: Path, farm: FarmSettings) -> FarmSettings:
+    """Ranges of the farm settings (also after CLI overrides)."""
+    for name, low in (("chunk_size", 1), ("gpus", 0), ("gpu_memory_gb", 0), ("train_tasks", 1),
+                      ("iterations", 1), ("priority", 0)):
+        if getattr(farm, name) < low:
+            raise _fail(file, f"farm.{name} {getattr(farm, name)}: must be {low} or more")
+    if not _DURATION.match(farm.train_task_time):
+        raise _fail(file, f"farm.train_task_time {farm.train_task_time!r}: write a duration such as 90s, 25m or 2h")
+    if farm.gpu_memory_gb and not farm.gpus:
+        raise _fail(file, "farm.gpu_memory_gb needs farm.gpus of 1 or more")
+    return farm
+
+
+def load_shot(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Shot:
+    """The shot file at ``path``, checked; ``overrides`` (``{"farm.chunk_size": 4, "shot.frames": "1001-1004"}``)
+    win over the file, as CLI options do."""
+    file = Path(path).expanduser().absolute()
+    try:
+        document = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DflError(f"{file}: no such shot file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DflError(f"{file}: cannot read the shot file ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise DflError(f"{file}: not valid TOML ({exc})") from None
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        table, _, key = dotted.partition(".")
+        document.setdefault(table, {})[key] = value
+    check_keys(file, document)
+    return _build(file, document)
+
+
+def _build(file: Path, document: Mapping[str, Any]) -> Shot:
+    shot = document.get("shot", {})
+    for key in ("plate", "output"):
+        if key not in shot:
+            raise _fail(file, f"shot.{key} is missing; add it to [shot]")
+    plate = str(_path(file, shot["plate"], "shot.plate"))
+    try:
+        sequence = open_sequence(plate)
+    except DflError as exc:
+        raise _fail(file, f"shot.plate: {exc}") from None
+    on_disk = set(sequence.frames) - set(sequence.missing())
+    frames = sorted(on_disk)
+    if "frames" in shot:
+        try:
+            frames = parse_frames(str(shot["frames"]))
+        except DflError as exc:
+            raise _fail(file, f"shot.frames: {exc}") from None
+        outside = [frame for frame in frames if frame not in on_disk]
+        if outside:
+            raise _fail(file, f"shot.frames {shot['frames']}: frame {outside[0]} is outside the plate "
+                              f"({min(on_disk)}-{max(on_disk)} on disk); choose frames within it")
+    source = document.get("source", {})
+    if ("faceset" in source) == ("footage" in source):
+        raise _fail(file, "[source] needs exactly one of faceset (a faceset folder) or footage (source images)")
+    faceset = _path(file, source["faceset"], "source.faceset") if "faceset" in source else None
+    if faceset is not None and not faceset.is_dir():
+        raise _fail(file, f"source.faceset {faceset}: no such faceset folder")
+    footage = str(_path(file, source["footage"], "source.footage")) if "footage" in source else None
+    if footage is not None:
+        try:
+            open_sequence(footage)
+        except DflError as exc:
+            raise _fail(file, f"source.footage: {exc}") from None
+    model = document.get("model", {})
+    reuse = _path(file, model["reuse"], "model.reuse") if "reuse" in model else None
+    if reuse is not None and not (reuse / "checkpoint.pt").is_file():
+        raise _fail(file, f"model.reuse {reuse}: no trained model there (no checkpoint.pt); train one or fix the path")
+    options = model.get("options", {})
+    if not isinstance(options, dict):
+        raise _fail(file, "model.options must be a table of model options")
+    if reuse is not None and options:
+        raise _fail(file, "model.options is for a new model; remove it when model.reuse names a trained model")
+    try:
+        merge = validate_settings(dict(document.get("merge", {})))
+    except SettingError as exc:
+        raise _fail(file, f"merge.{exc.worded(exc.setting)}") from None
+    except DflError as exc:  # an unknown setting name
+        raise _fail(file, f"[merge] {exc}") from None
+    output = _path(file, shot["output"], "shot.output")
+    work_dir = _path(file, shot.get("work_dir", str(output.parent / "farm")), "shot.work_dir")
+    name = shot.get("name") or file.stem
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise _fail(file, f"shot.name {name!r}: use letters, digits, '_', '-' or '.'")
+    return Shot(file=file, name=name, plate=plate, frames=frames, output=output, work_dir=work_dir,
+                faceset=faceset, footage=footage, extract=dict(document.get("extract", {})), model_reuse=reuse,
+                model_options=dict(options), merge=merge, farm=_farm(file, document.get("farm", {})))
