@@ -115,3 +115,49 @@ def test_failed_frames_are_a_message_and_the_node_is_not_pointed_at_them(
     assert len(nuke.messages) == 1 and "\n" not in nuke.messages[0]
     assert "2 of 2 frames failed (frame 1001: unknown colorspace 'No Such Space'" in nuke.messages[0]
     assert node["bake_hash"].value() == "" and node["bake_file"].value() == ""
+
+
+def test_bake_frame_goes_through_serve_and_points_the_read_at_it(
+        nuke: Any, small_shot: Path, swap_model: tuple[Path, Path], tmp_path: Path) -> None:
+    from dfl_nuke import swap_node
+
+    node = _swap_node(nuke, small_shot, swap_model[1], tmp_path / "cache")
+    nuke.current["frame"] = 1003
+    swap_node.bake_frame()
+    assert nuke.messages == []
+    baked = Path(node["bake_file"].value().replace("####", "1003"))
+    assert baked.is_file() and "matte.A" in _channels(baked)
+    assert (node["bake_first"].value(), node["bake_last"].value()) == (1003, 1003)
+    # the same engine answers the next click: the model stays loaded
+    clients = list(swap_node._clients.values())
+    nuke.current["frame"] = 1004
+    swap_node.bake_frame()
+    assert list(swap_node._clients.values()) == clients and nuke.messages == []
+    assert Path(node["bake_file"].value().replace("####", "1004")).is_file()
+
+
+def test_a_non_read_input_is_rendered_to_exrs_first(nuke: Any, small_shot: Path, swap_model: tuple[Path, Path],
+                                                    tmp_path: Path, monkeypatch: Any) -> None:
+    import shutil
+
+    node = _swap_node(nuke, small_shot, swap_model[1], tmp_path / "cache")
+    grade = nuke.nodes.Grade()
+    grade.setInput(0, node.input(0))
+    node.setInput(0, grade)
+    writes: list[dict] = []
+
+    def execute(write: Any, first: int, last: int, incr: int = 1) -> None:  # Nuke renders the Write's frames
+        writes.append({k: write[k].value() for k in ("file", "file_type", "raw", "channels")} | {
+            "input": write.input(0).name(), "range": (first, last)})
+        for frame in range(first, last + 1):
+            target = Path(write["file"].value().replace("####", f"{frame:04d}"))
+            shutil.copyfile(small_shot / "plate" / f"plate.{frame:04d}.exr", target)
+
+    monkeypatch.setattr(nuke, "execute", execute)
+    _bake(nuke, node)
+    assert nuke.messages == []
+    assert len(writes) == 1 and writes[0]["input"] == "Grade1" and writes[0]["range"] == FRAMES
+    assert writes[0]["file_type"] == "exr" and writes[0]["raw"] is True and writes[0]["channels"] == "rgba"
+    assert "Write1" not in nuke.all_nodes  # the temporary Write is deleted
+    assert all(path.is_file() for path in _frames(node))
+    assert Path(node["bake_file"].value()).name == "input.####.exr"
