@@ -34,7 +34,8 @@ ENGINE_DEFAULT_ITEM = "default"
 
 # hidden knobs the bake writes and the inner graph reads
 HIDDEN_KNOBS = ("bake_file", "bake_hash", "bake_first", "bake_last", "px_per_unit", "stale")
-BUTTONS = {"bake_frame": "Bake frame", "bake_range": "Bake range", "cancel_bake": "Cancel"}
+BUTTONS = {"bake_frame": "Bake frame", "bake_range": "Bake range", "cancel_bake": "Cancel",
+           "show_farm_command": "Farm command"}
 CALLBACK_MODULE = "dfl_nuke.swap_node"
 
 

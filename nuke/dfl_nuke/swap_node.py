@@ -9,12 +9,13 @@ the compositor can fix is a ``nuke.message`` of one line, never a traceback.
 from __future__ import annotations
 
 import os
+import shlex
 import tempfile
 import threading
 from typing import Any
 
 import nuke
-from dfl_host import BakeCache, EngineClient, EngineError, RequestCancelled, Schema, bake_cache
+from dfl_host import BakeCache, EngineClient, EngineError, RequestCancelled, Schema, bake_cache, swap_command
 from dfl_nuke.bake import (
     BakeError,
     check_exr,
@@ -35,7 +36,7 @@ STALE_TEXT = "stale: re-bake"
 NEVER_STALE = frozenset({"showPanel", "hidePanel", "inputChange", "xpos", "ypos", "selected", "label",
                          "tile_color", "stale", "stale_label", "bake_file", "bake_hash", "bake_first", "bake_last",
                          "px_per_unit", "cache_root", "first_frame", "last_frame", "bake_frame", "bake_range",
-                         "cancel_bake", "name"})
+                         "cancel_bake", "show_farm_command", "name"})
 
 _client_lock = threading.Lock()
 _clients: dict[tuple[str | None, str], EngineClient] = {}
@@ -277,6 +278,22 @@ def run_range(bake: Bake) -> None:
     finally:
         _running.pop(bake.node_name, None)
         relay.task = None  # Nuke closes the progress bar when its ProgressTask goes away
+
+
+def farm_command(bake: Bake) -> list[str]:
+    """The ``dfl-vfx swap`` a farm job runs for this node's range: same plate, model, settings and cache folder,
+    so the node reads its frames (and a bake in Nuke afterwards skips them as done)."""
+    return swap_command(bake.schema, bake.plate, bake.model, bake.cache.folder, bake.settings,
+                        frames=frame_list(bake.frames), faceset=bake.faceset, progress=False, exe=bake.exe)
+
+
+def show_farm_command() -> None:
+    """Show the farm bake command of the node (to paste into a farm job) and point the node at its folder."""
+    bake = _start(single_frame=False)
+    if bake is None:
+        return
+    finish(bake.node_name, bake, None)
+    nuke.message(shlex.join(farm_command(bake)))
 
 
 def cancel_bake() -> None:

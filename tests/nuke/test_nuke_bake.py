@@ -161,3 +161,27 @@ def test_a_non_read_input_is_rendered_to_exrs_first(nuke: Any, small_shot: Path,
     assert "Write1" not in nuke.all_nodes  # the temporary Write is deleted
     assert all(path.is_file() for path in _frames(node))
     assert Path(node["bake_file"].value()).name == "input.####.exr"
+
+
+def test_the_farm_command_bakes_what_the_node_reads(nuke: Any, small_shot: Path, swap_model: tuple[Path, Path],
+                                                   tmp_path: Path) -> None:
+    import shlex
+    import subprocess
+
+    from dfl_nuke import swap_node
+
+    node = _swap_node(nuke, small_shot, swap_model[1], tmp_path / "cache")
+    node["mask_mode"].setValue("learned-prd + hull")  # spaces stay inside one argument
+    swap_node.show_farm_command()
+    assert len(nuke.messages) == 1
+    command = shlex.split(nuke.messages[0])
+    assert command[:2] == [ENGINE, "swap"] and "--mask-mode=learned-prd + hull" in command
+    assert "--layers=rgba,matte,raw" in command and "--frames=1001-1002" in command
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    frames = _frames(node)  # the node was pointed at the folder the farm job wrote
+    stamps = [p.stat().st_mtime_ns for p in frames]
+    nuke.messages.clear()
+    _bake(nuke, node)  # the same bake from Nuke finds the farm's frames done
+    assert nuke.messages == [] and _frames(node) == frames
+    assert [p.stat().st_mtime_ns for p in frames] == stamps
