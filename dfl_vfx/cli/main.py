@@ -18,9 +18,11 @@ from dfl_vfx.cli import (
     export_cmd,
     extract_cmd,
     faceset_cmd,
+    farm_cmd,
     host_cmd,
     schema_cmd,
     serve_cmd,
+    shot_cmd,
     swap_cmd,
     train_cmd,
 )
@@ -40,6 +42,8 @@ COMMANDS = {
     "schema": schema_cmd,
     "eval": eval_cmd,
     "colorspaces": colorspaces_cmd,
+    "shot": shot_cmd,
+    "farm": farm_cmd,
     "host": host_cmd,
 }
 

@@ -1,0 +1,62 @@
+"""`dfl-vfx farm submit SHOT.toml --engine ENGINE [--dry-run --out DIR]`: a shot file to a farm job."""
+
+from __future__ import annotations
+
+import argparse
+
+from dfl_vfx.cli.shot_cmd import add_shot_options, load_job
+
+EPILOG = """\
+engines:
+  openjd          an Open Job Description template; without --dry-run it runs here with `openjd run`
+  deadline-cloud  a Deadline Cloud job bundle; submitted with `deadline bundle submit` (needs the deadline CLI)
+  deadline10      Deadline 10 job and plugin info files; submitted with `deadlinecommand -SubmitJob`
+
+Every task exits 0 on success, 2 on bad input (permanent: do not retry) and anything else on a retryable
+failure (1 a crash, 130 interrupted, 137 out of memory): a retried task resumes where it stopped.
+
+examples:
+  dfl-vfx farm submit shot.toml --engine openjd --dry-run --out build/farm/openjd
+  dfl-vfx farm submit shot.toml --engine deadline10 --pool gpu --group rtx --dry-run --out build/farm/d10
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
+    from dfl_vfx.farm.engines import ENGINES
+
+    p = sub.add_parser(name, help="submit a shot to a render farm (Open Job Description, Deadline Cloud, "
+                                  "Deadline 10)",
+                       description="Turn a shot file into a farm job: extract, train in time-boxed tasks, export, "
+                                   "swap in chunks (docs/farm.md).",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = p.add_subparsers(dest="farm_action", metavar="ACTION", required=True)
+    s = actions.add_parser("submit", help="build the job and submit it (or write it with --dry-run)",
+                           epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_shot_options(s)
+    s.add_argument("--engine", required=True, choices=sorted(ENGINES), help="the farm engine")
+    s.add_argument("--dry-run", action="store_true", help="write what would be submitted to --out; submit nothing")
+    s.add_argument("--out", help="folder for the job files (default: WORK_DIR/farm/ENGINE)")
+    s.set_defaults(run=run_submit)
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dfl_vfx.errors import DflError
+    from dfl_vfx.farm.engines import engine as engine_module
+    from dfl_vfx.io.atomic import remove_stale_temps
+    from dfl_vfx.io.outputs import check_output_dir
+
+    engine = engine_module(args.engine)
+    if args.dry_run and not args.out:
+        raise DflError("--dry-run needs --out DIR, the folder to write the job files to")
+    shot, job = load_job(args)
+    engine.check(job)  # before any file is written
+    out = Path(args.out) if args.out else shot.work_dir / "farm" / args.engine
+    check_output_dir(out, "--out", create=True)
+    remove_stale_temps(out)
+    if args.dry_run:
+        for path in engine.write(job, out):
+            print(path)
+        return 0
+    return int(engine.submit(job, out))

@@ -1,0 +1,74 @@
+"""`dfl-vfx shot validate SHOT.toml`: check a shot file and print the farm job's plan; the shot options that
+`dfl-vfx farm submit` shares."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from dfl_vfx.errors import DflError
+
+EPILOG = """\
+examples:
+  dfl-vfx shot validate docs/examples/shot.toml
+  dfl-vfx shot validate shot.toml --frames 1001-1010 --chunk-size 5
+"""
+
+
+def add_shot_options(p: argparse.ArgumentParser) -> None:
+    """The shot file and the options that override it."""
+    p.add_argument("shot", help="shot file (TOML; see docs/farm.md)")
+    g = p.add_argument_group("overrides (win over the shot file)")
+    g.add_argument("--frames", help="frame range within the plate, e.g. 1001-1050 ([shot] frames)")
+    g.add_argument("--output", help="swap output folder ([shot] output)")
+    g.add_argument("--work-dir", help="folder for facesets, model and export ([shot] work_dir)")
+    g.add_argument("--chunk-size", type=int, help="frames per swap task ([farm] chunk_size)")
+    g.add_argument("--priority", type=int, help="job priority ([farm] priority)")
+    g.add_argument("--pool", dest="pools", action="append", help="farm pool; repeat for several ([farm] pools)")
+    g.add_argument("--group", help="farm group ([farm] group)")
+    g.add_argument("--gpus", type=int, help="GPUs per training task, 0 for CPU ([farm] gpus)")
+    g.add_argument("--gpu-memory-gb", type=int, help="GPU memory each GPU task needs ([farm] gpu_memory_gb)")
+    g.add_argument("--train-task-time", help="training time per task, e.g. 2h ([farm] train_task_time)")
+    g.add_argument("--train-tasks", type=int, help="training tasks in the chain ([farm] train_tasks)")
+    g.add_argument("--iterations", type=int, help="iteration target of training ([farm] iterations)")
+    p.add_argument("--engine-exe", help="the dfl-vfx the farm's workers run (default: $DFL_VFX_EXE, else this one)")
+
+
+def shot_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The CLI's overrides as ``table.key`` names of the shot file."""
+    names = {"frames": "shot.frames", "output": "shot.output", "work_dir": "shot.work_dir",
+             "chunk_size": "farm.chunk_size", "priority": "farm.priority", "pools": "farm.pools",
+             "group": "farm.group", "gpus": "farm.gpus", "gpu_memory_gb": "farm.gpu_memory_gb",
+             "train_task_time": "farm.train_task_time", "train_tasks": "farm.train_tasks",
+             "iterations": "farm.iterations"}
+    return {dotted: getattr(args, attr) for attr, dotted in names.items() if getattr(args, attr) is not None}
+
+
+def load_job(args: argparse.Namespace) -> Any:
+    """(shot, job) from the arguments; engine-location problems become one-line errors."""
+    from dfl_host.errors import EngineError
+    from dfl_vfx.farm.job import build_job
+    from dfl_vfx.farm.shot import load_shot
+
+    shot = load_shot(args.shot, shot_overrides(args))
+    try:
+        return shot, build_job(shot, args.engine_exe)
+    except EngineError as exc:
+        raise DflError(f"--engine-exe: {exc}") from None
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
+    p = sub.add_parser(name, help="check a shot file and print its farm plan",
+                       description="Shot files describe a shot for the farm (docs/farm.md).",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = p.add_subparsers(dest="shot_action", metavar="ACTION", required=True)
+    v = actions.add_parser("validate", help="check the shot file and print the plan (steps, tasks, dependencies)")
+    add_shot_options(v)
+    v.set_defaults(run=run_validate)
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    shot, job = load_job(args)
+    print(f"{shot.file}: valid; {len(shot.frames)} frames {shot.first}-{shot.last} of {shot.plate}")
+    print(job.plan())
+    return 0

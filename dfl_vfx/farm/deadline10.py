@@ -1,0 +1,109 @@
+"""The Deadline 10 backend: a job info and a plugin info file per step (the CommandLine plugin), and a submit plan.
+
+Deadline 10 jobs have one plugin each, so every step is its own job in one batch (``BatchName``); a step's
+dependencies are ``JobDependencies`` naming the IDs ``deadlinecommand -SubmitJob`` printed for earlier steps
+(written as ``{Step}`` placeholders and filled in at submission). The swap step is one job over the frame range
+with ``ChunkSize``; its arguments get ``<STARTFRAME>-<ENDFRAME>``. Deadline 10 cannot require GPUs on a job: GPU
+steps go to ``farm.group``, which must name a group of machines with such GPUs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+from dfl_vfx.errors import DflError
+from dfl_vfx.farm.job import FRAMES, Job, Step
+from dfl_vfx.io.atomic import write_text_atomic
+
+PLAN = "submit_plan.json"
+
+
+def check(job: Job) -> None:
+    """Refuse a GPU requirement that Deadline 10 cannot express."""
+    gpu_steps = [step.name for step in job.steps if step.gpus or step.gpu_memory_gb]
+    if gpu_steps and not job.group:
+        raise DflError(f"farm.gpus: Deadline 10 cannot require GPUs on a job ({', '.join(gpu_steps)}); set "
+                       "farm.group to a group of GPU workers, or farm.gpus = 0")
+
+
+def _file_stem(index: int, step: Step) -> str:
+    return f"{index:02d}_{step.name}"
+
+
+def job_info(job: Job, step: Step) -> str:
+    """The job info file of ``step``."""
+    lines = ["Plugin=CommandLine", f"Name={job.name} {step.name}", f"BatchName={job.name}",
+             f"Comment={step.description}", f"Priority={job.priority}"]
+    if step.chunks:
+        first, chunk_last = (int(frame) for frame in step.chunks[0].split("-"))
+        last = int(step.chunks[-1].split("-")[-1])
+        lines += [f"Frames={first}-{last}", f"ChunkSize={chunk_last - first + 1}"]
+    else:
+        lines += ["Frames=0", "ChunkSize=1"]
+    if job.pools:
+        lines.append(f"Pool={job.pools[0]}")
+        if len(job.pools) > 1:
+            lines.append(f"SecondaryPool={job.pools[1]}")
+    if job.group and (step.gpus or step.gpu_memory_gb):
+        lines.append(f"Group={job.group}")
+    if step.depends_on:
+        lines.append("JobDependencies=" + ",".join("{" + name + "}" for name in step.depends_on))
+    return "\n".join(lines) + "\n"
+
+
+def plugin_info(step: Step) -> str:
+    """The CommandLine plugin info file of ``step``."""
+    args = [arg.replace(FRAMES, "<STARTFRAME>-<ENDFRAME>") for arg in step.command[1:]]
+    return f"Executable={step.command[0]}\nArguments={shlex.join(args)}\nShell=default\nShellExecute=False\n"
+
+
+def write(job: Job, out_dir: Path) -> list[Path]:
+    """Each step's ``NN_Step.job_info.job`` and ``NN_Step.plugin_info.job``, and ``submit_plan.json`` (the order
+    to submit them in); returns the files written."""
+    check(job)
+    written: list[Path] = []
+    plan = []
+    for index, step in enumerate(job.steps, 1):
+        stem = _file_stem(index, step)
+        for suffix, text in (("job_info", job_info(job, step)), ("plugin_info", plugin_info(step))):
+            target = out_dir / f"{stem}.{suffix}.job"
+            write_text_atomic(target, text)
+            written.append(target)
+        plan.append({"step": step.name, "job_info": f"{stem}.job_info.job", "plugin_info": f"{stem}.plugin_info.job",
+                     "depends_on": list(step.depends_on)})
+    write_text_atomic(out_dir / PLAN, json.dumps({"batch": job.name, "jobs": plan}, indent=2) + "\n")
+    written.append(out_dir / PLAN)
+    return written
+
+
+def submit(job: Job, out_dir: Path) -> int:
+    """Write the files and submit them in order with ``deadlinecommand -SubmitJob``, filling each job's
+    ``JobDependencies`` with the IDs of the jobs it needs; 0 when every job was accepted."""
+    exe = shutil.which("deadlinecommand")
+    if exe is None:
+        raise DflError("--engine deadline10: `deadlinecommand` is not on PATH; run on a Deadline 10 submitter "
+                       f"machine, or write the files with --dry-run and submit them by hand (order in {PLAN})")
+    write(job, out_dir)
+    ids: dict[str, str] = {}
+    for index, step in enumerate(job.steps, 1):
+        stem = _file_stem(index, step)
+        info = out_dir / f"{stem}.job_info.job"
+        text = info.read_text(encoding="utf-8")
+        for name, job_id in ids.items():
+            text = text.replace("{" + name + "}", job_id)
+        write_text_atomic(info, text)
+        done = subprocess.run([exe, "-SubmitJob", str(info), str(out_dir / f"{stem}.plugin_info.job")],
+                              capture_output=True, text=True, check=False)
+        found = re.search(r"^JobID=(\S+)", done.stdout, re.MULTILINE)
+        if done.returncode != 0 or found is None:
+            last = (done.stdout.strip().splitlines() or ["no output"])[-1]
+            raise DflError(f"deadlinecommand refused step {step.name} ({last}); jobs already submitted: "
+                           f"{', '.join(ids.values()) or 'none'}")
+        ids[step.name] = found.group(1)
+        print(f"{step.name}: JobID={ids[step.name]}")
+    return 0

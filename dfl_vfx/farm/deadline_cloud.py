@@ -1,0 +1,59 @@
+"""The AWS Deadline Cloud backend: a job bundle (the OpenJD template, parameter values, asset references).
+
+Submitted with ``deadline bundle submit DIR --yes`` when the ``deadline`` CLI is installed and configured (farm and
+queue set with ``deadline config``); without it, a one-line error says so. Host requirements are the OpenJD
+template's; pools are Deadline Cloud's queues and fleets, chosen by the configured queue, so ``farm.pools`` is
+refused rather than silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+from dfl_vfx.errors import DflError
+from dfl_vfx.farm import openjd
+from dfl_vfx.farm.job import Job
+from dfl_vfx.io.atomic import write_text_atomic
+
+PARAMETER_VALUES = "parameter_values.json"
+ASSET_REFERENCES = "asset_references.json"
+
+
+def check(job: Job) -> None:
+    """Refuse what a Deadline Cloud job cannot say."""
+    if job.pools or job.group:
+        raise DflError("farm.pools / farm.group: Deadline Cloud chooses workers by queue and fleet, not pools; "
+                       "remove them and pick the queue with `deadline config set defaults.queue_id`")
+
+
+def write(job: Job, out_dir: Path) -> list[Path]:
+    """The job bundle in ``out_dir``; returns the files written."""
+    check(job)
+    written = openjd.write(job, out_dir)
+    values = {"parameterValues": [{"name": "deadline:priority", "value": job.priority}]}
+    assets = {"assetReferences": {
+        "inputs": {"directories": sorted(str(path) for path in job.inputs), "filenames": []},
+        "outputs": {"directories": sorted(str(path) for path in job.outputs)},
+        "referencedPaths": []}}
+    for name, document in ((PARAMETER_VALUES, values), (ASSET_REFERENCES, assets)):
+        write_text_atomic(out_dir / name, json.dumps(document, indent=2) + "\n")
+        written.append(out_dir / name)
+    return written
+
+
+def submit_command(out_dir: Path) -> list[str]:
+    return ["deadline", "bundle", "submit", str(out_dir), "--yes"]
+
+
+def submit(job: Job, out_dir: Path) -> int:
+    """Write the bundle and submit it with the ``deadline`` CLI; its exit status."""
+    exe = shutil.which("deadline")
+    if exe is None:
+        raise DflError("--engine deadline-cloud: the `deadline` CLI is not installed; install it (pip install "
+                       "deadline) and run `deadline config`, or write the bundle with --dry-run and submit it "
+                       "by hand")
+    write(job, out_dir)
+    return subprocess.run([exe, *submit_command(out_dir)[1:]], check=False).returncode

@@ -1,0 +1,64 @@
+"""The Open Job Description template, checked by the real `openjd check`, and the whole demo pipeline run by the
+real `openjd run` (extract -> time-boxed training chain -> export -> swap in chunks) with a tiny model."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from dfl_vfx.farm import openjd
+from dfl_vfx.farm.job import build_job
+from dfl_vfx.farm.shot import load_shot
+from dfl_vfx.io.sequence import open_sequence
+
+OPENJD = str(Path(sys.executable).parent / "openjd")
+
+
+def _template(write_shot: Callable[..., Path], tmp_path: Path, overrides: dict | None = None) -> Path:
+    job = build_job(load_shot(write_shot(), overrides))
+    (template,) = openjd.write(job, tmp_path / "openjd")
+    return template
+
+
+def test_template_passes_openjd_check(write_shot: Callable[..., Path], tmp_path: Path) -> None:
+    template = _template(write_shot, tmp_path, {"farm.gpus": 2, "farm.gpu_memory_gb": 16})
+    done = subprocess.run([OPENJD, "check", str(template)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    steps = {step["name"]: step for step in json.loads(template.read_text())["steps"]}
+    assert steps["Train01"]["hostRequirements"] == {"amounts": [{"name": "amount.worker.gpu", "min": 2},
+                                                                {"name": "amount.worker.gpu.memory", "min": 16384}]}
+    assert steps["Swap"]["parameterSpace"]["taskParameterDefinitions"] == [
+        {"name": "Frames", "type": "STRING", "range": ["1001-1002", "1003-1004"]}]
+    assert "--frames={{Task.Param.Frames}}" in steps["Swap"]["script"]["actions"]["onRun"]["args"]
+    assert steps["Export"]["dependencies"] == [{"dependsOn": "Train02"}]
+    assert "hostRequirements" not in steps["ExtractPlate"]
+
+
+def test_a_broken_template_fails_openjd_check(write_shot: Callable[..., Path], tmp_path: Path) -> None:
+    """The check above can fail: a dependency on a step that does not exist is refused by `openjd check`."""
+    template = _template(write_shot, tmp_path)
+    document = json.loads(template.read_text())
+    document["steps"][-1]["dependencies"] = [{"dependsOn": "Nowhere"}]
+    template.write_text(json.dumps(document))
+    done = subprocess.run([OPENJD, "check", str(template)], capture_output=True, text=True, check=False)
+    assert done.returncode != 0
+
+
+def test_openjd_run_of_the_whole_pipeline(write_shot: Callable[..., Path], tmp_path: Path) -> None:
+    shot = load_shot(write_shot())
+    job = build_job(shot)
+    (template,) = openjd.write(job, tmp_path / "openjd")
+    done = subprocess.run(openjd.run_command(template, job, OPENJD), capture_output=True, text=True, check=False,
+                          timeout=300)
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-4000:]
+    assert "stopped (max_iters) at iteration 3" in log  # the first training task reached the target...
+    assert re.search(r"resumed \S+checkpoint\.pt at iteration 3", log)  # ...the second resumed it and exited
+    assert shot.onnx.is_file() and (shot.model_dir / "checkpoint.pt").is_file()
+    swapped = sorted(path.name for path in shot.output.iterdir() if path.suffix == ".exr")
+    assert swapped == [f"plate.{frame}.exr" for frame in range(1001, 1005)]
+    assert len(open_sequence(str(shot.output / "plate.####.exr")).missing()) == 0
