@@ -170,14 +170,26 @@ BLUR_SIGMA = ("parent.blur <= 0 ? 0 : (0.3 * ((int(parent.blur) + (fmod(int(pare
 BLUR_SIZE_PER_SIGMA = 2
 
 
-def matte_nodes(channel_layer: str = "matte") -> list[Node | Command]:
-    """Erode (Dilate with a negative size), coverage limit of the blur, blur and opacity of the baked matte."""
-    return [
-        _node("Dilate", channels=channel_layer, size=expression("-parent.erode / 2 * parent.px_per_unit"),
+def matte_nodes(unpremult_face: bool) -> list[Node | Command]:
+    """The engine's matte shaping (swap-output.md): ``min(erode(matte, erode_px), erode(raw.A, clip_px))`` then
+    the blur. Erode is a Dilate with a negative size; the face is unpremultiplied first, as the coverage erode
+    reuses ``raw.alpha``."""
+    statements: list[Node | Command] = []
+    if unpremult_face:
+        statements.append(_node("Unpremult", channels="raw", alpha="raw.alpha", name="FaceUnpremult"))
+    statements += [
+        _node("Dilate", channels=braces("-raw.red", "-raw.green", "-raw.blue", "raw.alpha"),
+              size=expression("-max(parent.blur, 0) / 2 * parent.px_per_unit"), name="CoverageErode"),
+        _node("Dilate", channels="matte", size=expression("-parent.erode / 2 * parent.px_per_unit"),
               name="MatteErode"),
-        _node("Blur", channels=channel_layer,
-              size=expression(f"({BLUR_SIGMA}) * {BLUR_SIZE_PER_SIGMA}"), name="MatteBlur"),
+        Command(["set", "Nshaped", "[stack", "0]"]),
+        Command(["push", "$Nshaped"]),
+        _node("ChannelMerge", inputs="2", A="raw.alpha", operation="min", B="matte.alpha", output="matte.alpha",
+              name="MatteLimit"),
+        _node("Blur", channels="matte", size=expression(f"({BLUR_SIGMA}) * {BLUR_SIZE_PER_SIGMA}"),
+              name="MatteBlur"),
     ]
+    return statements
 
 
 def inner_graph(mask_only: bool = False) -> list[Node | Command]:
@@ -191,7 +203,7 @@ def inner_graph(mask_only: bool = False) -> list[Node | Command]:
         Command(["set", "Nplate", "[stack", "0]"]),
         read,
     ]
-    statements += matte_nodes()
+    statements += matte_nodes(unpremult_face=not mask_only)
     to_mask = _node("Shuffle", **{"in": "matte", "out": "mask"}, name="MatteToMask")
     if mask_only:
         return statements + [
@@ -204,7 +216,6 @@ def inner_graph(mask_only: bool = False) -> list[Node | Command]:
     # Copy takes B (the merge) as 0 and A (the baked stream, for mask.alpha) as 1
     return statements + [
         _node("Multiply", channels="matte", value=expression("parent.opacity"), name="MatteOpacity"),
-        _node("Unpremult", channels="raw", alpha="raw.alpha", name="FaceUnpremult"),
         _node("Multiply", channels="raw", value=expression("pow(2, parent.face_exposure)"), name="FaceExposure"),
         to_mask,
         Command(["set", "Nbaked", "[stack", "0]"]),

@@ -86,9 +86,15 @@ def test_swap_inner_graph_reads_the_bake_and_keymixes_the_face_over_the_plate() 
     gizmo = _gizmo(gizmo_text(schema_document()))
     wiring = _wiring(gizmo_text(schema_document()))
     assert wiring["BakeRead"] == [] and wiring["plate"] == []
-    assert wiring["MatteErode"] == ["BakeRead"]
-    assert wiring["MatteBlur"] == ["MatteErode"]
+    # the engine's order: unpremultiply the face, erode its coverage by clip_px and the matte by erode_px, keep
+    # the smaller of the two (the matte never leaves the face), blur, opacity
+    assert wiring["FaceUnpremult"] == ["BakeRead"]
+    assert wiring["CoverageErode"] == ["FaceUnpremult"]
+    assert wiring["MatteErode"] == ["CoverageErode"]
+    assert wiring["MatteLimit"] == ["MatteErode", "MatteErode"]
+    assert wiring["MatteBlur"] == ["MatteLimit"]
     assert wiring["MatteOpacity"] == ["MatteBlur"]
+    assert wiring["FaceExposure"] == ["MatteOpacity"]
     # Keymix: B (kept outside the matte) is the plate, A the face, the mask input the shaped matte
     assert wiring["FaceOverPlate"] == ["plate", "FaceToRgba", "MatteToMask"]
     assert wiring["MaskToOutput"] == ["FaceOverPlate", "MatteToMask"]
@@ -97,6 +103,11 @@ def test_swap_inner_graph_reads_the_bake_and_keymixes_the_face_over_the_plate() 
     assert children["BakeRead"].value("file") == "[value parent.bake_file]"
     assert children["BakeRead"].value("raw") == "true"
     assert children["FaceOverPlate"].value("maskChannel") == "mask.alpha"
+    limit = children["MatteLimit"]
+    assert (limit.value("operation"), limit.value("A"), limit.value("B"), limit.value("output")) == \
+        ("min", "raw.alpha", "matte.alpha", "matte.alpha")
+    assert nk.split_words(children["CoverageErode"].value("channels") or "") == \
+        ["-raw.red", "-raw.green", "-raw.blue", "raw.alpha"]
     assert children["MaskToOutput"].value("to0") == "mask.alpha"
     # every parent.X an inner node reads is a knob of the gizmo
     knob_names = {k.name for k in gizmo.user_knobs}
@@ -111,6 +122,7 @@ def test_mask_gizmo_outputs_the_shaped_matte_alone() -> None:
     wiring = _wiring(text)
     assert wiring["Output1"] == ["MatteToRgba"]
     assert wiring["MatteToRgba"] == ["MatteToMask"] and wiring["MatteToMask"] == ["MatteBlur"]
+    assert wiring["CoverageErode"] == ["BakeRead"] and wiring["MatteBlur"] == ["MatteLimit"]
     assert not any(name.startswith("Face") for name in wiring)
     knobs = {k.name for k in _gizmo(text).user_knobs}
     assert {"erode", "blur", "bake_range"} <= knobs and "face_exposure" not in knobs
