@@ -2,13 +2,14 @@
 
 Submitted with ``deadline bundle submit DIR --yes`` when the ``deadline`` CLI is installed and configured (farm and
 queue set with ``deadline config``); without it, a one-line error says so. Host requirements are the OpenJD
-template's; pools are Deadline Cloud's queues and fleets, chosen by the configured queue, so ``farm.pools`` is
-refused rather than silently dropped.
+template's. Deadline Cloud picks workers by queue and fleet (the configured queue), so ``farm.pools`` and
+``farm.group`` (Deadline 10 settings) are not used: a warning says so.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,15 +19,17 @@ from dfl_vfx.farm import openjd
 from dfl_vfx.farm.job import Job
 from dfl_vfx.io.atomic import write_text_atomic
 
+log = logging.getLogger(__name__)
+
 PARAMETER_VALUES = "parameter_values.json"
 ASSET_REFERENCES = "asset_references.json"
 
 
 def check(job: Job) -> None:
-    """Refuse what a Deadline Cloud job cannot say."""
+    """GPU count and memory are host requirements of the template; pools and group are not Deadline Cloud's."""
     if job.pools or job.group:
-        raise DflError("farm.pools / farm.group: Deadline Cloud chooses workers by queue and fleet, not pools; "
-                       "remove them and pick the queue with `deadline config set defaults.queue_id`")
+        log.warning("farm.pools / farm.group are not used by Deadline Cloud: it chooses workers by queue and "
+                    "fleet (`deadline config set defaults.queue_id`)")
 
 
 def write(job: Job, out_dir: Path) -> list[Path]:

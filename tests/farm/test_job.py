@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -121,7 +122,7 @@ def test_deadline10_refuses_gpus_without_a_group(write_shot: Callable[..., Path]
 
 
 def test_deadline_cloud_bundle(write_shot: Callable[..., Path], small_shot: Path, tmp_path: Path,
-                               exe: str) -> None:
+                               exe: str, caplog: pytest.LogCaptureFixture) -> None:
     job = build_job(load_shot(write_shot(), {"farm.priority": 80}), exe)
     names = [path.name for path in deadline_cloud.write(job, tmp_path / "bundle")]
     assert names == ["template.json", "parameter_values.json", "asset_references.json"]
@@ -130,8 +131,9 @@ def test_deadline_cloud_bundle(write_shot: Callable[..., Path], small_shot: Path
     assets = json.loads((tmp_path / "bundle" / "asset_references.json").read_text())["assetReferences"]
     assert assets["inputs"]["directories"] == [f"{small_shot}/plate", f"{small_shot}/src"]
     assert assets["outputs"]["directories"] == [str(tmp_path / "swap"), str(tmp_path / "work")]
-    with pytest.raises(DflError, match="farm.pools / farm.group: Deadline Cloud"):
+    with caplog.at_level(logging.WARNING):
         deadline_cloud.check(build_job(load_shot(write_shot(), {"farm.pools": ["gpu"]}), exe))
+    assert "farm.pools / farm.group are not used by Deadline Cloud" in caplog.text
 
 
 def test_cli_dry_run_writes_the_job(write_shot: Callable[..., Path], tmp_path: Path,
