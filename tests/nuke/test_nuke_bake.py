@@ -3,11 +3,13 @@ the cache and the gizmo's Read path, re-bake after a network knob, no re-bake fo
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import OpenImageIO as oiio
+import pytest
 
 ENGINE = str(Path(sys.executable).with_name("dfl-vfx"))
 FRAMES = (1001, 1002)
@@ -50,6 +52,15 @@ def _channels(path: Path) -> list[str]:
         image.close()
 
 
+def _header(path: Path, name: str) -> str:
+    image = oiio.ImageInput.open(str(path))
+    assert image is not None, oiio.geterror()
+    try:
+        return str(image.spec().getattribute(name))
+    finally:
+        image.close()
+
+
 def test_bake_range_then_live_and_re_bake_knobs(nuke: Any, small_shot: Path, swap_model: tuple[Path, Path],
                                                tmp_path: Path) -> None:
     from dfl_nuke import swap_node
@@ -65,6 +76,10 @@ def test_bake_range_then_live_and_re_bake_knobs(nuke: Any, small_shot: Path, swa
         assert path.is_file()
         assert {"R", "G", "B", "A", "matte.A", "raw.R", "raw.A"} <= set(_channels(path))
     assert (node["bake_first"].value(), node["bake_last"].value()) == FRAMES
+    faces = json.loads(_header(first[0], "dfl_vfx:faces"))
+    assert faces, "the demo shot has a face on frame 1001"
+    largest = max(faces, key=lambda f: (f["bbox"][2] - f["bbox"][0]) * (f["bbox"][3] - f["bbox"][1]))
+    assert node["px_per_unit"].value() == pytest.approx(largest["px_per_unit"], rel=1e-12)
     assert 0.05 < node["px_per_unit"].value() < 20
     assert node["stale"].value() is False
     assert "finish" in nuke.main_thread_calls
