@@ -163,9 +163,10 @@ def _node(cls: str, **knobs: str) -> Node:
     return Node(cls, [Knob(name, value) for name, value in knobs.items()])
 
 
-# the engine's blur: sigma = (0.3 * ((k - 1) / 2 - 1) + 0.8) * u with k = int(blur) made odd (swap-output.md)
-BLUR_SIGMA = ("parent.blur <= 0 ? 0 : (0.3 * ((int(parent.blur) + (fmod(int(parent.blur), 2) == 0 ? 1 : 0) - 1)"
-              " / 2 - 1) + 0.8) * parent.px_per_unit")
+# the engine's blur (dfl_vfx/merge/masks.py plate_blur_sigma): OpenCV's sigma of the odd kernel int(blur) made odd,
+# 0 for blur <= 0; written without a ternary so that the same text is a Python expression the tests evaluate
+BLUR_SIGMA = ("(parent.blur > 0) * (0.3 * ((int(parent.blur) + 1 - fmod(int(parent.blur), 2) - 1) / 2 - 1) + 0.8)"
+              " * parent.px_per_unit")
 # Nuke's Blur takes a filter size; a gaussian of size s has a sigma of about s / 2 (check in a real Nuke)
 BLUR_SIZE_PER_SIGMA = 2
 

@@ -132,3 +132,36 @@ def test_write_gizmos_writes_both_files(tmp_path: Path) -> None:
     written = write_gizmos(tmp_path, schema_document())
     assert sorted(p.name for p in written) == sorted(GIZMOS)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(GIZMOS)
+
+
+def _evaluate(expr_value: str, **knobs: float) -> float:
+    """A gizmo expression ``{{...}}`` evaluated as Python (the generator writes only syntax both share)."""
+    import math
+    from types import SimpleNamespace
+
+    body = expr_value.strip()
+    assert body.startswith("{{") and body.endswith("}}"), body
+    return float(eval(body[2:-2], {"__builtins__": {}}, {  # noqa: S307 - our own generated text
+        "parent": SimpleNamespace(**knobs), "fmod": math.fmod, "int": int, "max": max, "pow": pow}))
+
+
+@pytest.mark.parametrize("blur", [0, 1, 2, 25, 26, 70.6, 400])
+@pytest.mark.parametrize("erode", [-30, 0, 12.5])
+def test_live_node_sizes_are_the_engine_s_per_face_sizes(blur: float, erode: float) -> None:
+    import numpy as np
+
+    from dfl_vfx.hosts.nuke_gizmo import BLUR_SIZE_PER_SIGMA
+    from dfl_vfx.merge.masks import plate_blur_sigma, plate_clip_margin, plate_erode_radius, plate_px_per_unit
+
+    matrix = np.array([[0.31, -0.05, 12.0], [0.05, 0.31, -40.0]])  # a face at about a third of plate scale
+    unit = plate_px_per_unit(matrix)
+    knobs = {"blur": blur, "erode": erode, "px_per_unit": unit, "opacity": 0.5, "face_exposure": -1.5}
+    children = {n.name: n for n in _gizmo(gizmo_text(schema_document())).children if isinstance(n, nk.Node)}
+    size = {name: _evaluate(children[name].knob("size").value, **knobs)  # type: ignore[union-attr]
+            for name in ("MatteErode", "CoverageErode", "MatteBlur")}
+    assert -size["MatteErode"] == pytest.approx(plate_erode_radius(erode, matrix), abs=1e-12)
+    assert -size["CoverageErode"] == pytest.approx(plate_clip_margin(blur, matrix), abs=1e-12)
+    assert size["MatteBlur"] / BLUR_SIZE_PER_SIGMA == pytest.approx(plate_blur_sigma(blur, matrix), abs=1e-12)
+    exposure = _evaluate(children["FaceExposure"].knob("value").value, **knobs)  # type: ignore[union-attr]
+    assert exposure == pytest.approx(2 ** -1.5)
+    assert _evaluate(children["MatteOpacity"].knob("value").value, **knobs) == 0.5  # type: ignore[union-attr]
