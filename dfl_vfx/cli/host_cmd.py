@@ -1,4 +1,5 @@
-"""`dfl-vfx host install nuke --dest DIR`: install a host front end (the Nuke plugin folder) for a studio."""
+"""`dfl-vfx host install nuke --dest DIR` (install the Nuke plugin folder for a studio) and `dfl-vfx host script
+nuke OUT.nk --plate ... --model ...` (a Nuke script: plate -> DFLSwap -> Write; `make demo` writes comp.nk)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ init.py. Installing again updates the folder; a file there that an install did n
 examples:
   dfl-vfx host install nuke --dest /studio/nuke/plugins
   dfl-vfx host install nuke --dest ~/.nuke --engine /opt/dfl_vfx/.venv/bin/dfl-vfx
+  dfl-vfx host script nuke build/demo/comp.nk --plate build/demo/plate/plate.####.exr \
+      --model build/demo/model.onnx --frames 1001-1048
 """
 
 
@@ -26,14 +29,46 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     install.add_argument("host", choices=["nuke"], help="the host application")
     install.add_argument("--dest", required=True, type=Path, help="folder to install into (made if missing)")
     install.add_argument("--engine", help="the dfl-vfx the nodes run (default: this one)")
+    script = actions.add_parser("script", help="write a Nuke script: plate Read -> DFLSwap -> Write",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    script.add_argument("host", choices=["nuke"], help="the host application")
+    script.add_argument("out", type=Path, help="the script to write (.nk)")
+    script.add_argument("--plate", required=True, help="the plate sequence (name.####.exr)")
+    script.add_argument("--model", required=True, help="the trained model (folder, .onnx or .dfm)")
+    script.add_argument("--frames", required=True, help="frame range FIRST-LAST, e.g. 1001-1048")
+    script.add_argument("--cache", help="the node's cache folder (default: nuke_cache beside the script)")
+    script.add_argument("--render", help="the Write's file (default: comp/comp.####.exr beside the script)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.host_action == "script":
+        return write_script(args)
     from dfl_vfx.hosts.install import init_line, install_nuke
 
     target = install_nuke(args.dest.expanduser(), args.engine)
     print(f"installed the Nuke plugin in {target}")
     print("add this line to your studio's init.py (or put the folder on NUKE_PATH):")
     print(f"  {init_line(target)}")
+    return 0
+
+
+def write_script(args: argparse.Namespace) -> int:
+    import re
+
+    from dfl_vfx.errors import DflError
+    from dfl_vfx.hosts.nuke_script import write_comp_script
+    from dfl_vfx.io.outputs import check_output_dir
+
+    match = re.fullmatch(r"\s*(-?\d+)\s*-\s*(-?\d+)\s*", args.frames)
+    if match is None or int(match.group(1)) > int(match.group(2)):
+        raise DflError(f"--frames {args.frames}: give FIRST-LAST, e.g. 1001-1048")
+    out = args.out.expanduser().resolve()
+    folder = check_output_dir(out.parent, "OUT", create=True)
+    written = write_comp_script(out, str(Path(args.plate).expanduser().resolve()),
+                                str(Path(args.model).expanduser().resolve()),
+                                args.cache or str(folder / "nuke_cache"),
+                                args.render or str(folder / "comp" / "comp.####.exr"),
+                                int(match.group(1)), int(match.group(2)))
+    print(f"wrote {written} (open it in Nuke with the plugin installed: dfl-vfx host install nuke)")
     return 0

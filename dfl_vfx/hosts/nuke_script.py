@@ -1,4 +1,5 @@
-"""A Nuke script for a shot: plate Read -> DFLSwap -> Write (``make demo`` writes ``build/demo/comp.nk``).
+"""A Nuke script for a shot: plate Read -> DFLSwap -> Write (``dfl-vfx host script nuke``; ``make demo`` writes
+``build/demo/comp.nk``).
 
 Owns the text of that script, written with the same writer the gizmos use (:mod:`dfl_vfx.hosts.nk`), so it
 round-trips through our parser and opens in Nuke with the plugin installed (``dfl-vfx host install nuke``).
@@ -6,7 +7,6 @@ round-trips through our parser and opens in Nuke with the plugin installed (``df
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from dfl_vfx.hosts.nk import Command, Knob, Node, quote, write
@@ -43,20 +43,3 @@ def write_comp_script(path: Path, plate: str, model: str, cache_root: str, out: 
     with atomic_path(path) as temp:
         Path(temp).write_text(comp_script(plate, model, cache_root, out, first, last, path.name), encoding="utf-8")
     return path
-
-
-if __name__ == "__main__":  # python -m dfl_vfx.hosts.nuke_script build/demo/comp.nk --plate ... --model ...
-    parser = argparse.ArgumentParser(description="write a Nuke script: plate -> DFLSwap -> Write")
-    parser.add_argument("script", type=Path)
-    parser.add_argument("--plate", required=True)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--first", type=int, required=True)
-    parser.add_argument("--last", type=int, required=True)
-    parser.add_argument("--cache", help="cache folder (default: nuke_cache beside the script)")
-    parser.add_argument("--out", help="Write's file (default: comp/comp.####.exr beside the script)")
-    args = parser.parse_args()
-    folder = args.script.resolve().parent
-    written = write_comp_script(args.script, str(Path(args.plate).resolve()), str(Path(args.model).resolve()),
-                                args.cache or str(folder / "nuke_cache"),
-                                args.out or str(folder / "comp" / "comp.####.exr"), args.first, args.last)
-    print(written)

@@ -75,3 +75,20 @@ def test_dest_that_is_a_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureF
     (tmp_path / "f").write_text("x")
     assert main(["host", "install", "nuke", "--dest", str(tmp_path / "f")]) == 2
     assert "dfl-vfx host: error: --dest " in capsys.readouterr().err
+
+
+def test_host_script_writes_a_comp_that_parses(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from dfl_vfx.hosts import nk
+
+    out = tmp_path / "demo" / "comp.nk"
+    assert main(["host", "script", "nuke", str(out), "--plate", "plate/plate.####.exr", "--model", "m.onnx",
+                 "--frames", "1001-1048"]) == 0
+    nodes = {s.name: s for s in nk.parse(out.read_text()) if isinstance(s, nk.Node)}
+    assert nodes["Plate"].value("file") == str(Path("plate/plate.####.exr").resolve())
+    assert nodes["DFLSwap1"].value("cache_root") == str(tmp_path / "demo" / "nuke_cache")
+    assert (nodes["DFLSwap1"].value("first_frame"), nodes["DFLSwap1"].value("last_frame")) == ("1001", "1048")
+    assert nodes["Write1"].value("file") == str(tmp_path / "demo" / "comp" / "comp.####.exr")
+    capsys.readouterr()
+    assert main(["host", "script", "nuke", str(out), "--plate", "p.####.exr", "--model", "m", "--frames",
+                 "1048-1001"]) == 2
+    assert "dfl-vfx host: error: --frames 1048-1001: give FIRST-LAST" in capsys.readouterr().err
