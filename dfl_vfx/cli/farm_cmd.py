@@ -53,8 +53,9 @@ def run_submit(args: argparse.Namespace) -> int:
     shot, job = load_job(args)
     engine.check(job)  # before any file is written
     out = Path(args.out) if args.out else shot.work_dir / "farm" / args.engine
-    check_output_dir(out, "--out", create=True)
-    remove_stale_temps(out)
+    check_output_dir(out, "--out")  # made by the engine's write, after its own checks
+    if out.is_dir():
+        remove_stale_temps(out)
     if args.dry_run:
         for path in engine.write(job, out):
             print(path)

@@ -66,6 +66,7 @@ def write(job: Job, out_dir: Path) -> list[Path]:
     """Each step's ``NN_Step.job_info.job`` and ``NN_Step.plugin_info.job``, and ``submit_plan.json`` (the order
     to submit them in); returns the files written."""
     check(job)
+    out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     plan = []
     for index, step in enumerate(job.steps, 1):

@@ -62,6 +62,7 @@ def job_template(job: Job) -> dict[str, Any]:
 
 def write(job: Job, out_dir: Path) -> list[Path]:
     """``out_dir/template.json``; returns the files written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / TEMPLATE_NAME
     write_text_atomic(target, json.dumps(job_template(job), indent=2) + "\n")
     return [target]
