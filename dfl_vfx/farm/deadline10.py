@@ -19,12 +19,19 @@ from pathlib import Path
 from dfl_vfx.errors import DflError
 from dfl_vfx.farm.job import FRAMES, Job, Step
 from dfl_vfx.io.atomic import write_text_atomic
+from dfl_vfx.io.sequence import format_frames
 
 PLAN = "submit_plan.json"
 
 
 def check(job: Job) -> None:
-    """Refuse a GPU requirement that Deadline 10 cannot express."""
+    """Refuse a GPU requirement that Deadline 10 cannot express, and chunks it would run with the gaps filled."""
+    for step in job.steps:
+        gaps = step.frames and list(step.frames) != list(range(step.frames[0], step.frames[-1] + 1))
+        if gaps and step.chunk_size > 1:
+            raise DflError(f"shot.frames {format_frames(list(step.frames))}: Deadline 10 runs a chunk as "
+                           "<STARTFRAME>-<ENDFRAME>, which would swap the frames between; give one whole range or "
+                           "farm.chunk_size = 1")
     gpu_steps = [step.name for step in job.steps if step.gpus or step.gpu_memory_gb]
     if gpu_steps and not job.group:
         raise DflError(f"farm.gpus: Deadline 10 cannot require GPUs on a job ({', '.join(gpu_steps)}); set "
@@ -40,9 +47,7 @@ def job_info(job: Job, step: Step) -> str:
     lines = ["Plugin=CommandLine", f"Name={job.name} {step.name}", f"BatchName={job.name}",
              f"Comment={step.description}", f"Priority={job.priority}"]
     if step.chunks:
-        first, chunk_last = (int(frame) for frame in step.chunks[0].split("-"))
-        last = int(step.chunks[-1].split("-")[-1])
-        lines += [f"Frames={first}-{last}", f"ChunkSize={chunk_last - first + 1}"]
+        lines += [f"Frames={format_frames(list(step.frames))}", f"ChunkSize={step.chunk_size}"]
     else:
         lines += ["Frames=0", "ChunkSize=1"]
     if job.pools:

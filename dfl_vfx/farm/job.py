@@ -38,6 +38,8 @@ class Step:
     command: list[str]
     depends_on: tuple[str, ...] = ()
     chunks: tuple[str, ...] = ()  # frame ranges, one task each; empty: one task
+    frames: tuple[int, ...] = ()  # a chunked step's frames, in chunks of chunk_size
+    chunk_size: int = 0
     gpus: int = 0
     gpu_memory_gb: int = 0
     description: str = ""
@@ -126,7 +128,8 @@ def build_job(shot: Shot, exe: str | None = None) -> Job:
     swap = swap_command(Schema(schema_document()), shot.plate, str(shot.onnx), str(shot.output), shot.merge,
                         frames=FRAMES, faceset=str(shot.dst_faceset), exe=exe, progress=False)
     steps.append(Step("Swap", swap, depends_on=("Export",),
-                      chunks=tuple(chunks(shot.first, shot.last, farm.chunk_size)),
+                      chunks=tuple(frame_chunks(shot.frames, farm.chunk_size)), frames=tuple(shot.frames),
+                      chunk_size=farm.chunk_size,
                       gpus=1 if farm.gpus else 0, gpu_memory_gb=farm.gpu_memory_gb,
                       description=f"swap in chunks of {farm.chunk_size} frames into {shot.output}"))
     return Job(name=shot.name, steps=steps, priority=farm.priority, pools=farm.pools, group=farm.group,
@@ -141,6 +144,14 @@ def _inputs(shot: Shot) -> list[Path]:
         if folder is not None:
             found.append(folder)
     return found
+
+
+def frame_chunks(frames: list[int], size: int) -> list[str]:
+    """``size`` frames per chunk: ``1001-1004, 1005-1008`` for a whole range; a range with gaps is cut by position
+    in the frame list (``1001-1003,1008``), as Deadline 10 cuts its frame lists."""
+    if frames == list(range(frames[0], frames[-1] + 1)):
+        return list(chunks(frames[0], frames[-1], size))
+    return [format_frames(frames[start:start + size]) for start in range(0, len(frames), size)]
 
 
 def _frame_spec(shot: Shot) -> str:

@@ -171,3 +171,37 @@ def test_shot_validate_prints_the_plan(write_shot: Callable[..., Path], capsys: 
     out = capsys.readouterr().out
     assert "valid; 4 frames 1001-1004" in out and "Train03: train 10m (3 of 3)" in out
     assert FRAMES not in out
+
+
+def test_frames_with_gaps_are_chunked_by_position(write_shot: Callable[..., Path], exe: str, tmp_path: Path) -> None:
+    job = build_job(load_shot(write_shot(frames="1001-1003,1008-1009")), exe)
+    assert job.step("Swap").chunks == ("1001-1002", "1003,1008", "1009")
+    assert [arg for arg in job.step("Swap").task_commands()[1] if arg.startswith("--frames")] == ["--frames=1003,1008"]
+    with pytest.raises(DflError, match=r"Deadline 10 runs a chunk as <STARTFRAME>-<ENDFRAME>"):
+        deadline10.check(job)
+
+
+FAKE_DEADLINECOMMAND = """#!/bin/sh
+# records its arguments and the job info it was given, answers a JobID like deadlinecommand
+n=$(ls "$LOG" | wc -l)
+cp "$2" "$LOG/$n.job"
+echo "Result=Success"
+echo "JobID=id$n"
+"""
+
+
+def test_deadline10_submit_fills_dependencies_with_job_ids(write_shot: Callable[..., Path], exe: str,
+                                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir = tmp_path / "fakebin"
+    bin_dir.mkdir()
+    (bin_dir / "deadlinecommand").write_text(FAKE_DEADLINECOMMAND)
+    (bin_dir / "deadlinecommand").chmod(0o755)
+    (tmp_path / "log").mkdir()
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.setenv("LOG", str(tmp_path / "log"))
+    assert deadline10.submit(build_job(load_shot(write_shot()), exe), tmp_path / "d10") == 0
+    submitted = [(tmp_path / "log" / f"{n}.job").read_text() for n in range(6)]
+    assert [text.splitlines()[1] for text in submitted] == [f"Name=demo {name}" for name in (
+        "ExtractPlate", "ExtractSource", "Train01", "Train02", "Export", "Swap")]
+    assert "JobDependencies=id0,id1\n" in submitted[2]  # Train01 after both extractions
+    assert "JobDependencies=id4\n" in submitted[5]  # Swap after Export
