@@ -4,9 +4,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dfl_vfx.errors import DflError
+
+if TYPE_CHECKING:
+    from dfl_vfx.farm.job import Job
+    from dfl_vfx.farm.shot import Shot
 
 EPILOG = """\
 examples:
@@ -44,7 +48,7 @@ def shot_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {dotted: getattr(args, attr) for attr, dotted in names.items() if getattr(args, attr) is not None}
 
 
-def load_job(args: argparse.Namespace) -> Any:
+def load_job(args: argparse.Namespace) -> tuple[Shot, Job]:
     """(shot, job) from the arguments; engine-location problems become one-line errors."""
     from dfl_host.errors import EngineError
     from dfl_vfx.farm.job import build_job
