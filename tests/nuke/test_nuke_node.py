@@ -172,3 +172,34 @@ def test_read_colourspaces_as_engine_settings() -> None:
     assert engine_colourspace("scene_linear") is None
     assert engine_colourspace("ACES - ACEScg") == "ACES - ACEScg"
     assert engine_colourspace("default (ACEScg)") == "ACEScg"
+
+
+READ_KNOBS = {"file", "first", "last", "on_error", "colorspace", "raw"}  # Nuke's Read knobs the code reads
+
+
+def test_every_knob_the_python_touches_exists_on_both_gizmos() -> None:
+    from dfl_vfx.hosts import nk
+
+    tree = ast.parse((NUKE_PLUGIN / "dfl_nuke" / "swap_node.py").read_text())
+    touched: dict[str, set[str]] = {"node": set(), "source": set()}
+    for node in ast.walk(tree):
+        owner = name = None
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) \
+                and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+            owner, name = node.value.id, node.slice.value
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[-1], ast.Constant) \
+                and isinstance(node.args[-1].value, str):
+            func = node.func
+            if isinstance(func, ast.Attribute) and func.attr == "knob" and isinstance(func.value, ast.Name):
+                owner, name = func.value.id, node.args[-1].value
+            elif isinstance(func, ast.Name) and func.id == "_text" and isinstance(node.args[0], ast.Name):
+                owner, name = node.args[0].id, node.args[-1].value
+        if owner in touched and name is not None:
+            touched[owner].add(name)
+    assert touched["source"] == READ_KNOBS
+    assert {"model", "cache_root", "bake_file", "px_per_unit", "stale_label", "tile_color"} <= touched["node"]
+    for gizmo_file in ("DFLSwap.gizmo", "DFLMask.gizmo"):
+        statements = nk.parse((NUKE_PLUGIN / "gizmos" / gizmo_file).read_text())
+        gizmo = next(s for s in statements if isinstance(s, nk.Node) and s.cls == "Gizmo")
+        knobs = {k.name for k in gizmo.user_knobs} | {k.name for k in gizmo.knobs}
+        assert touched["node"] <= knobs, (gizmo_file, touched["node"] - knobs)
