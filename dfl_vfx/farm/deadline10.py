@@ -56,6 +56,8 @@ def job_info(job: Job, step: Step) -> str:
             lines.append(f"SecondaryPool={job.pools[1]}")
     if job.group and (step.gpus or step.gpu_memory_gb):
         lines.append(f"Group={job.group}")
+    if step.timeout_s:
+        lines.append(f"TaskTimeoutMinutes={-(-step.timeout_s // 60)}")
     if step.depends_on:
         lines.append("JobDependencies=" + ",".join("{" + name + "}" for name in step.depends_on))
     return "\n".join(lines) + "\n"

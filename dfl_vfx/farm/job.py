@@ -40,6 +40,7 @@ class Step:
     chunks: tuple[str, ...] = ()  # frame ranges, one task each; empty: one task
     frames: tuple[int, ...] = ()  # a chunked step's frames, in chunks of chunk_size
     chunk_size: int = 0
+    timeout_s: int = 0  # the farm stops a task running longer (a hung task is retried and resumes); 0: none
     gpus: int = 0
     gpu_memory_gb: int = 0
     description: str = ""
@@ -119,7 +120,7 @@ def build_job(shot: Shot, exe: str | None = None) -> Job:
         names = train_step_names(shot)
         for index, name in enumerate(names, 1):
             steps.append(Step(name, train, depends_on=previous, gpus=max(farm.gpus, 1) if farm.gpus else 0,
-                              gpu_memory_gb=farm.gpu_memory_gb,
+                              gpu_memory_gb=farm.gpu_memory_gb, timeout_s=train_timeout_s(farm.train_task_time),
                               description=f"train {farm.train_task_time} ({index} of {len(names)}), "
                                           f"resuming, until iteration {farm.iterations}"))
             previous = (name,)
@@ -144,6 +145,15 @@ def _inputs(shot: Shot) -> list[Path]:
         if folder is not None:
             found.append(folder)
     return found
+
+
+TRAIN_TIMEOUT_MARGIN_S = 1800  # set-up, the last save and a slow shared disk, beyond the training time
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def train_timeout_s(task_time: str) -> int:
+    """A training task's hard limit: its training time (``90s``, ``25m``, ``2h``) plus a margin for saving."""
+    return int(float(task_time[:-1]) * _SECONDS[task_time[-1]]) + TRAIN_TIMEOUT_MARGIN_S
 
 
 def frame_chunks(frames: list[int], size: int) -> list[str]:

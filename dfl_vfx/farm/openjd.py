@@ -34,11 +34,11 @@ def _arg(value: str, step: Step) -> str:
 def step_template(step: Step) -> dict[str, Any]:
     """The OpenJD step of ``step``."""
     command = [_arg(value, step) for value in step.command]
-    entry: dict[str, Any] = {
-        "name": step.name,
-        "description": step.description,
-        "script": {"actions": {"onRun": {"command": command[0], "args": command[1:]}}},
-    }
+    on_run: dict[str, Any] = {"command": command[0], "args": command[1:]}
+    if step.timeout_s:
+        on_run["timeout"] = step.timeout_s
+    entry: dict[str, Any] = {"name": step.name, "description": step.description,
+                             "script": {"actions": {"onRun": on_run}}}
     if step.chunks:
         entry["parameterSpace"] = {"taskParameterDefinitions": [
             {"name": FRAMES_PARAMETER, "type": "STRING", "range": list(step.chunks)}]}

@@ -48,6 +48,7 @@ def test_train_tasks_are_time_boxed_and_resume_to_the_target(write_shot: Callabl
     assert {"--max-iters=3", "--max-time=10m", "--gpus=2", "--set=model.ae_dims=32"} <= set(train.command)
     assert job.step("Train02").command == train.command  # the same command: each task resumes the model
     assert (train.gpus, train.gpu_memory_gb) == (2, 24)
+    assert train.timeout_s == 600 + 1800 and job.step("Swap").timeout_s == 0  # 10m of training, 30m to spare
     assert (job.step("Swap").gpus, job.step("ExtractPlate").gpus) == (1, 0)
 
 
@@ -110,6 +111,7 @@ def test_deadline10_golden_files(write_shot: Callable[..., Path], small_shot: Pa
     extract_info = (tmp_path / "d10" / "01_ExtractPlate.job_info.job").read_text()
     assert "Frames=0\nChunkSize=1\n" in extract_info and "Group=" not in extract_info  # a CPU step
     plan = json.loads((tmp_path / "d10" / "submit_plan.json").read_text())
+    assert "TaskTimeoutMinutes=40\n" in (tmp_path / "d10" / "03_Train01.job_info.job").read_text()
     assert [(entry["step"], entry["depends_on"]) for entry in plan["jobs"]][2] == \
         ("Train01", ["ExtractPlate", "ExtractSource"])
 

@@ -36,6 +36,7 @@ def test_template_passes_openjd_check(write_shot: Callable[..., Path], tmp_path:
     assert "--frames={{Task.Param.Frames}}" in steps["Swap"]["script"]["actions"]["onRun"]["args"]
     assert steps["Export"]["dependencies"] == [{"dependsOn": "Train02"}]
     assert "hostRequirements" not in steps["ExtractPlate"]
+    assert steps["Train02"]["script"]["actions"]["onRun"]["timeout"] == 600 + 1800  # 10m task, 30m to spare
 
 
 def test_a_broken_template_fails_openjd_check(write_shot: Callable[..., Path], tmp_path: Path) -> None:
