@@ -26,7 +26,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check dfl_vfx dfl_host trainer tests bench
+	$(BIN)/ruff check dfl_vfx dfl_host nuke trainer tests bench
 
 bench: $(STAMP)
 	$(BIN)/python bench/extract_bench.py --out build/bench

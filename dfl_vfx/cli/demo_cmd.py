@@ -119,3 +119,10 @@ def _swap_and_evaluate(out: Path) -> None:
     report = api.evaluate(str(out / "swap"), out / "src_faces", model=out / "model", plate=plate)
     for line in report.lines():
         print(line)
+    from dfl_vfx.hosts.nuke_script import write_comp_script
+
+    root = out.resolve()
+    comp = write_comp_script(root / "comp.nk", str(root / "plate" / "plate.####.exr"), str(root / "model.onnx"),
+                             str(root / "nuke_cache"), str(root / "comp" / "comp.####.exr"), sequence.first,
+                             sequence.last)
+    print(f"Nuke script: {comp} (plate -> DFLSwap -> Write; install the plugin with `dfl-vfx host install nuke`)")

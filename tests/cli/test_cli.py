@@ -113,6 +113,10 @@ def test_demo_runs_the_main_job_and_reuses_its_shot(tmp_path: Path, capsys: pyte
         assert len(list((tmp_path / name).glob("*.exr"))) == 2
     assert "trained " in out and (tmp_path / "model" / "preview.png").is_file()
     assert (tmp_path / "model.onnx").is_file() and f"exported: {tmp_path / 'model.onnx'}" in out
+    from dfl_vfx.hosts.nk import graph, parse
+
+    wiring = graph(parse((tmp_path / "comp.nk").read_text()))  # the demo's Nuke script: plate -> DFLSwap -> Write
+    assert wiring["DFLSwap1"].inputs[0].name == "Plate" and wiring["Write1"].inputs[0].name == "DFLSwap1"
     first = load_checkpoint(tmp_path / "model")["iteration"]
     code, out, _ = run(capsys, *argv)
     assert code == 0 and "reusing" in out and "2 frame(s) already extracted were kept" in out
