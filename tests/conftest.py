@@ -122,6 +122,18 @@ def wf_facesets(small_shot: Path, tmp_path_factory: pytest.TempPathFactory) -> t
     return _extract_pair(small_shot, tmp_path_factory.mktemp("wf_facesets"), "wf")
 
 
+@pytest.fixture(scope="session")
+def python39() -> str:
+    """A Python 3.9 interpreter (Nuke 14's), to run host code in the oldest Python it must support."""
+    import os
+
+    for candidate in (os.environ.get("DFL_PYTHON39", ""), "/root/.pyenv/versions/3.9.18/bin/python3.9",
+                      "/usr/bin/python3.9", "/usr/local/bin/python3.9"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    pytest.skip("needs a Python 3.9 interpreter (Nuke 14's); set DFL_PYTHON39 to one")
+
+
 @pytest.fixture()
 def tiny_model() -> dict:
     return dict(TINY_MODEL)

@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 HOST_PACKAGE = Path(__file__).resolve().parents[2] / "dfl_host"
 REPO = HOST_PACKAGE.parent
 ENGINE = str(Path(sys.executable).with_name("dfl-vfx"))
@@ -33,16 +31,7 @@ def test_only_the_standard_library_is_imported() -> None:
     assert imported - set(sys.stdlib_module_names) == {"dfl_host"}
 
 
-def _python39() -> str | None:
-    for candidate in (os.environ.get("DFL_PYTHON39", ""), "/root/.pyenv/versions/3.9.18/bin/python3.9",
-                      "/usr/bin/python3.9", "/usr/local/bin/python3.9"):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-@pytest.mark.skipif(_python39() is None, reason="no Python 3.9 interpreter here (set DFL_PYTHON39)")
-def test_the_client_drives_the_engine_from_python_39(tmp_path: Path) -> None:
+def test_the_client_drives_the_engine_from_python_39(python39: str, tmp_path: Path) -> None:
     script = """
 import json, sys
 from dfl_host import EngineClient, bake_cache, swap_command
@@ -54,7 +43,7 @@ with EngineClient.start(sys.argv[1], output_root=sys.argv[2]) as engine:
 code = engine.process.returncode
 print(json.dumps({"version": list(sys.version_info[:2]), "pong": pong, "args": args, "code": code}))
 """
-    done = subprocess.run([_python39(), "-c", script, ENGINE, str(tmp_path)], capture_output=True, text=True,
+    done = subprocess.run([python39, "-c", script, ENGINE, str(tmp_path)], capture_output=True, text=True,
                           timeout=180, env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
