@@ -1,0 +1,1 @@
+"""XSeg segmentation: per-shot face masks (labels, mattes, network, training, apply)."""
