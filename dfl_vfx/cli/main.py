@@ -25,6 +25,7 @@ from dfl_vfx.cli import (
     shot_cmd,
     swap_cmd,
     train_cmd,
+    xseg_cmd,
 )
 from dfl_vfx.errors import DflError
 from dfl_vfx.schema import SettingError, cli_label
@@ -45,6 +46,7 @@ COMMANDS = {
     "shot": shot_cmd,
     "farm": farm_cmd,
     "host": host_cmd,
+    "xseg": xseg_cmd,
 }
 
 DESCRIPTION = """\
