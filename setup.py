@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext
 from setuptools import setup
+from setuptools.command.build_py import build_py
 from setuptools.errors import CompileError
 
 NATIVE_SOURCES = sorted(str(p) for p in Path("native/src").glob("*.cpp"))
@@ -122,6 +123,19 @@ class BuildExt(build_ext):
         return str(obj)
 
 
+class BuildPy(build_py):
+    """build_py plus the Nuke plugin folder (nuke/) as package data at dfl_vfx/hosts/plugins/nuke, so an installed
+    package can run `dfl-vfx host install nuke` (an editable install reads nuke/ from the checkout instead)."""
+
+    def run(self) -> None:
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return
+        target = Path(self.build_lib, "dfl_vfx", "hosts", "plugins", "nuke")
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree("nuke", target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
+
 def cuda_extensions() -> list[Pybind11Extension]:
     """dfl_vfx._native_cuda when nvcc is found and DFL_WITH_CUDA is not "0"; else nothing."""
     if os.environ.get("DFL_WITH_CUDA") == "0":
@@ -163,5 +177,5 @@ setup(
         ),
         *cuda_extensions(),
     ],
-    cmdclass={"build_ext": BuildExt},
+    cmdclass={"build_ext": BuildExt, "build_py": BuildPy},
 )

@@ -2,12 +2,15 @@
 
 Owns the installed layout: ``DIR/dfl_vfx_nuke/`` holds the Nuke plugin folder (``init.py``, ``menu.py``,
 ``gizmos/``, ``dfl_nuke/``), a copy of the ``dfl_host`` client and ``dfl_nuke_config.json`` (the engine's path and
-the list of installed files). The folder is built beside its target and renamed into place, so an install is all or
+the list of installed files). The plugin comes from the package data of an installed wheel
+(``dfl_vfx/hosts/plugins/nuke``, which setup.py's build_py copies from ``nuke/``), else from the source checkout's
+``nuke/`` (an editable install). The folder is built beside its target and renamed into place, so an install is all or
 nothing; a file there that an earlier install did not write (a studio's own) stops it with a one-line error.
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
 import shutil
@@ -35,11 +38,18 @@ def running_engine() -> str:
     return os.path.abspath(found)
 
 
+def packaged_plugin() -> Path:
+    """Where an installed (non-editable) package keeps the Nuke plugin folder."""
+    return Path(str(importlib.resources.files("dfl_vfx.hosts") / "plugins" / "nuke"))
+
+
 def _sources() -> tuple[Path, Path]:
-    plugin, client = REPO / "nuke", REPO / "dfl_host"
+    packaged = packaged_plugin()
+    plugin = packaged if (packaged / "gizmos").is_dir() else REPO / "nuke"
+    client = Path(str(importlib.resources.files("dfl_host")))
     for folder, what in ((plugin / "gizmos", "the Nuke plugin (nuke/)"), (client, "the host client (dfl_host/)")):
         if not folder.is_dir():
-            raise DflError(f"{what} is not beside this dfl_vfx ({folder} missing); install from a source checkout")
+            raise DflError(f"{what} is not beside this dfl_vfx ({folder} missing); reinstall dfl-vfx")
     return plugin, client
 
 

@@ -92,3 +92,46 @@ def test_host_script_writes_a_comp_that_parses(tmp_path: Path, capsys: pytest.Ca
     assert main(["host", "script", "nuke", str(out), "--plate", "p.####.exr", "--model", "m", "--frames",
                  "1048-1001"]) == 2
     assert "dfl-vfx host: error: --frames 1048-1001: give FIRST-LAST" in capsys.readouterr().err
+
+
+def _pybind11_path() -> str | None:
+    """A folder to put on PYTHONPATH so setup.py can import pybind11 (a build requirement the venv may lack)."""
+    import importlib.util
+    import sysconfig
+
+    if importlib.util.find_spec("pybind11") is not None:
+        return ""
+    base = sysconfig.get_paths(vars={"base": sys.base_prefix, "platbase": sys.base_prefix})["purelib"]
+    return base if (Path(base) / "pybind11").is_dir() else None
+
+
+def test_an_installed_package_installs_the_plugin_from_its_package_data(tmp_path: Path) -> None:
+    """setup.py's build_py puts nuke/ into the package (what a wheel holds); that package, away from the checkout,
+    installs the plugin through importlib.resources (the native extensions are not built: install needs none)."""
+    import os
+    import subprocess
+
+    extra = _pybind11_path()
+    if extra is None:
+        pytest.skip("setup.py needs pybind11 (a build requirement) and neither this venv nor its base has it")
+    build = tmp_path / "lib"
+    env = dict(os.environ, PYTHONPATH=extra)
+    done = subprocess.run([sys.executable, "setup.py", "-q", "egg_info", "--egg-base", str(tmp_path), "build_py",
+                           "--build-lib", str(build)], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    packaged = build / "dfl_vfx" / "hosts" / "plugins" / "nuke"
+    assert (packaged / "gizmos" / "DFLSwap.gizmo").read_bytes() == (REPO / "nuke/gizmos/DFLSwap.gizmo").read_bytes()
+    script = ("import sys, dfl_vfx.hosts.install as i; from pathlib import Path; "
+              "print(i.__file__); print(i.packaged_plugin()); print(i.install_nuke(Path(sys.argv[1]), '/opt/dfl-vfx'))")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "dest")], cwd=tmp_path, capture_output=True,
+                          text=True, env=dict(os.environ, PYTHONPATH=str(build)), timeout=120)
+    assert done.returncode == 0, done.stderr
+    module, resource, target = done.stdout.split()
+    assert module == str(build / "dfl_vfx" / "hosts" / "install.py")  # the built package, not the checkout
+    assert resource == str(packaged)
+    installed = Path(target)
+    for name in ("init.py", "menu.py", "gizmos/DFLSwap.gizmo", "dfl_nuke/bake.py"):
+        assert (installed / name).read_bytes() == (REPO / "nuke" / name).read_bytes(), name
+    assert (installed / "dfl_host" / "client.py").read_bytes() == (REPO / "dfl_host" / "client.py").read_bytes()
+    assert json.loads((installed / CONFIG_NAME).read_text())["engine"] == "/opt/dfl-vfx"
