@@ -16,7 +16,7 @@ $(BIN)/python:
 # Reinstall when packaging or native sources change (the native core is compiled by pip).
 $(STAMP): $(BIN)/python pyproject.toml setup.py $(wildcard native/src/* native/include/*) $(wildcard native/cuda/*)
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q -e ".[test,opencue]"
 	touch $@
 
 demo: $(STAMP)
