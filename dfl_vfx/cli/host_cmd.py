@@ -38,12 +38,24 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     script.add_argument("--frames", required=True, help="frame range FIRST-LAST, e.g. 1001-1048")
     script.add_argument("--cache", help="the node's cache folder (default: nuke_cache beside the script)")
     script.add_argument("--render", help="the Write's file (default: comp/comp.####.exr beside the script)")
+    matrices = actions.add_parser("matrices", help="print a faceset's per-frame face alignment for Nuke (JSON)",
+                                  description="Per frame, the engine's plate -> aligned-face matrix and the four "
+                                  "corner pins DFLSwapNative animates, in Nuke's coordinates (docs/nuke.md).")
+    matrices.add_argument("faceset", help="the plate's faceset (from dfl-vfx extract)")
+    matrices.add_argument("--model", required=True, help="the exported model (.pt or .onnx): resolution, face type")
+    window = matrices.add_mutually_exclusive_group(required=True)
+    window.add_argument("--plate", help="the plate sequence (its display window is Nuke's format)")
+    window.add_argument("--format", help="Nuke's format as WIDTHxHEIGHT when the plate is not on disk")
+    matrices.add_argument("--frames", help="frames, e.g. 1001-1048 (default: every tracked frame)")
+    matrices.add_argument("--track", type=int, help="the face track to follow (default: the largest face)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.host_action == "script":
         return write_script(args)
+    if args.host_action == "matrices":
+        return print_matrices(args)
     from dfl_vfx.hosts.install import init_line, install_nuke
 
     target = install_nuke(args.dest.expanduser(), args.engine)
@@ -71,4 +83,25 @@ def write_script(args: argparse.Namespace) -> int:
                                 args.render or str(folder / "comp" / "comp.####.exr"),
                                 int(match.group(1)), int(match.group(2)))
     print(f"wrote {written} (open it in Nuke with the plugin installed: dfl-vfx host install nuke)")
+    return 0
+
+
+def print_matrices(args: argparse.Namespace) -> int:
+    import json
+    import re
+
+    from dfl_vfx.errors import DflError
+    from dfl_vfx.hosts.nuke_native_gizmo import Display, alignment, model_face, plate_display
+    from dfl_vfx.io.sequence import parse_frames
+
+    if args.plate:
+        display = plate_display(args.plate)
+    else:
+        match = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", args.format)
+        if match is None:
+            raise DflError(f"--format {args.format}: give WIDTHxHEIGHT, e.g. 1920x1080")
+        display = Display(0, 0, int(match.group(1)), int(match.group(2)))
+    resolution, face_type = model_face(args.model)
+    frames = parse_frames(args.frames) if args.frames else None
+    print(json.dumps(alignment(args.faceset, resolution, face_type, display, frames, args.track)))
     return 0

@@ -44,6 +44,24 @@ class Knob:
         self._value = value
         return True
 
+    def fromScript(self, script: str) -> None:
+        """Nuke parses the .nk value (an animation ``{curve ...}``); the fake keeps the text for the tests."""
+        self._value = script
+
+    def toScript(self) -> str:
+        return str(self._value)
+
+
+class Format:
+    def __init__(self, width: int, height: int) -> None:
+        self._size = (width, height)
+
+    def width(self) -> int:
+        return self._size[0]
+
+    def height(self) -> int:
+        return self._size[1]
+
 
 class Node:
     def __init__(self, cls: str, name: str, knobs: dict[str, Any] | None = None) -> None:
@@ -79,6 +97,11 @@ class Node:
     def setInput(self, index: int, node: Node | None) -> bool:
         self._inputs[index] = node
         return True
+
+    def format(self) -> Format:
+        """The node's format: its ``format_size`` (width, height) when a test set one, else 640x360."""
+        width, height = self._knobs["format_size"].value() if "format_size" in self._knobs else (640, 360)
+        return Format(width, height)
 
 
 def _typed(type_id: int, text: str | None, first_item: str | None) -> Any:
