@@ -9,6 +9,8 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+from dfl_vfx.cli import xseg_label_cmd
+
 TRAIN_EPILOG = """\
 examples:
   dfl-vfx xseg train shot/dst_faces shot/src_faces --model-dir shot/xseg --max-time 30m
@@ -114,6 +116,8 @@ VERBS: dict[str, Callable[[argparse._SubParsersAction, str], None]] = {
     "apply": add_apply,
     "remove": add_remove,
     "export": add_export,
+    "edit": xseg_label_cmd.add_edit,
+    "import-mattes": xseg_label_cmd.add_import_mattes,
 }
 
 
