@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 import shlex
-import tempfile
 import threading
 from typing import Any
 
 import nuke
 from dfl_host import BakeCache, EngineClient, EngineError, RequestCancelled, Schema, bake_cache, swap_command
+from dfl_nuke import inputs
 from dfl_nuke.bake import (
     BakeError,
     check_exr,
@@ -127,16 +127,24 @@ def plate_of(node: nuke.Node, first: int, last: int, cache_folder: str) -> tuple
 
 
 def render_upstream(node: nuke.Node, frames: list[int], cache_folder: str) -> str:
-    """Render the node's input to a temporary EXR sequence with a Write (raw: the pixels as they are)."""
-    folder = tempfile.mkdtemp(prefix="input_", dir=cache_folder)
-    pattern = os.path.join(folder, "input.####.exr")
-    write = nuke.nodes.Write(file=pattern.replace(os.sep, "/"), file_type="exr", raw=True, channels="rgba")
-    write.setInput(0, node.input(0))
+    """Render the node's input to a temporary EXR sequence with a Write (raw: the pixels as they are), in a fresh
+    folder that supersedes the node's earlier ones (dfl_nuke.inputs); a cancelled render leaves no folder."""
+    if node.fullName() in _running:
+        raise BakeError(f"{node.name()}: a bake is already running; Cancel it first")
+
+    def execute(pattern: str) -> None:
+        write = nuke.nodes.Write(file=pattern.replace(os.sep, "/"), file_type="exr", raw=True, channels="rgba")
+        write.setInput(0, node.input(0))
+        try:
+            nuke.execute(write, frames[0], frames[-1])
+        finally:
+            nuke.delete(write)
+
     try:
-        nuke.execute(write, frames[0], frames[-1])
-    finally:
-        nuke.delete(write)
-    return pattern
+        return inputs.render(cache_folder, node.fullName(), execute)
+    except RuntimeError as exc:  # Nuke raises RuntimeError for a cancelled or failed render
+        raise BakeError(f"{node.name()}: rendering the input stopped ({str(exc).strip() or 'cancelled'}); "
+                        "nothing was baked") from None
 
 
 # -- bakes --------------------------------------------------------------------------------------------------------
