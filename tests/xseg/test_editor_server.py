@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -153,3 +156,22 @@ def test_an_empty_faceset_and_a_busy_port_are_one_line_errors(tmp_path, editor):
         open_editor(empty.root)
     with pytest.raises(DflError, match=rf"--port {editor.port}: cannot listen on 127.0.0.1 .*choose another port"):
         open_editor(editor.session.faceset.root, port=editor.port)
+
+
+def test_cli_edit_prints_the_url_and_stops_on_ctrl_c(tmp_path):
+    faceset = make_faceset(tmp_path / "fs", frames=(1001,))
+    command = [sys.executable, "-c", "from dfl_vfx.cli.main import main; raise SystemExit(main())",
+               "xseg", "edit", str(faceset.root)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        url = re.search(r"open (http://127\.0\.0\.1:\d+/[\w-]{40,}/)", line)
+        assert url and "1 faces, 0 with polygons, 0 with mattes" in line, line
+        status, body = fetch(url[1] + "api/faces")
+        assert status == 200 and json.loads(body)["faces"][0]["name"] == "plate.1001_0.png"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -160,3 +160,20 @@ def test_bad_input_is_one_line_and_keeps_saved_labels(tmp_path):
         import_mattes(faceset, str(tmp_path / "roto.####.exr"), frames="2001")
     for frame, data in saved.items():  # every refusal came before any write
         assert matte_label_path(faceset, f"plate.{frame}_0.png").read_bytes() == data
+
+
+def test_cli_import_mattes(tmp_path, capsys):
+    from dfl_vfx.cli.main import main
+
+    faceset = Faceset.create(tmp_path / "fs", face_type="whole_face", size=SIZE)
+    add_face(faceset, 1001, similarity(1.0, 0.0, (100.0, 100.0)))
+    rgba = np.zeros((PLATE[3], PLATE[2], 4), np.float32)
+    rgba[90:110, 90:110, 3] = 1.0  # plate x, y 90..109 -> aligned 37.5..57.5: 20 x 20 px
+    write_matte(tmp_path / "roto.1001.exr", rgba)
+    code = main(["xseg", "import-mattes", str(faceset.root), str(tmp_path / "roto.####.exr"), "--frames", "1001"])
+    out = capsys.readouterr().out
+    assert code == 0 and "1 face labels written" in out and "from frames 1001" in out
+    assert abs(label_mask(faceset, "plate.1001_0.png").sum() - 400.0) < 5e-3
+    code = main(["xseg", "import-mattes", str(faceset.root), str(tmp_path / "roto.####.exr"), "--channel", "Z"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "no channel 'Z' (has R, G, B, A)" in err
