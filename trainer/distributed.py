@@ -1,37 +1,111 @@
-"""Multi-GPU launch: `dfl-vfx train --gpus N` re-runs the same command under torchrun, one process per GPU."""
+"""Multi-GPU and multi-node launch: `dfl-vfx train --gpus N` re-runs the same command under torchrun, one process
+per GPU; with ``--nnodes M --node-rank R --rdzv-dir DIR`` each of M machines (farm tasks running at once) runs its
+share and they meet through DIR, a folder on the storage they share.
+
+The farm cannot say in advance which machine runs node rank 0, so node rank 0 publishes its address there
+(``DIR/master.json``: host and a free port) and the other ranks wait for it, then every node runs torchrun's static
+rendezvous (``--nnodes --node_rank --master_addr --master_port``). Rank 0 removes the file when it ends; a file
+left by a killed rank 0 makes the other ranks fail to connect, exit non-zero (retryable) and meet the new rank 0 on
+the retry. The address is this machine's host name, or ``$DFL_VFX_RDZV_HOST`` (a multi-homed host's farm
+address; ``127.0.0.1`` for several "nodes" on one machine).
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
+
+MASTER_FILE = "master.json"
+HOST_ENV = "DFL_VFX_RDZV_HOST"
+WAIT_S = 900.0  # how long ranks > 0 wait for rank 0 (the farm may start the node tasks minutes apart)
+LAUNCH_OPTIONS = ("--gpus", "--nnodes", "--node-rank", "--rdzv-dir")
 
 
-def _without_gpus(argv: list[str]) -> list[str]:
+class RendezvousTimeout(Exception):
+    """Node rank 0 did not publish its address in time (retryable: the task fails and the farm retries it)."""
+
+
+def _without_launch_options(argv: list[str]) -> list[str]:
     out, skip = [], False
     for arg in argv:
         if skip:
             skip = False
-        elif arg == "--gpus":
+        elif arg in LAUNCH_OPTIONS:
             skip = True
-        elif not arg.startswith("--gpus="):
+        elif not arg.startswith(tuple(f"{option}=" for option in LAUNCH_OPTIONS)):
             out.append(arg)
     return out
 
 
-def torchrun_command(gpus: int, argv: list[str]) -> list[str]:
-    """The torchrun command line for this node; rank 0 of it writes the model folder."""
-    train_args = _without_gpus(argv)
+def torchrun_command(gpus: int, argv: list[str], nnodes: int = 1, node_rank: int = 0,
+                     master: tuple[str, int] | None = None) -> list[str]:
+    """The torchrun command line for this node; global rank 0 (on node rank 0) writes the model folder."""
+    train_args = _without_launch_options(argv)
     if train_args and train_args[0] == "train":
         train_args = train_args[1:]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",
+    if nnodes > 1:
+        if master is None:
+            raise ValueError("a multi-node launch needs node rank 0's address")
+        where = [f"--nnodes={nnodes}", f"--node_rank={node_rank}", f"--master_addr={master[0]}",
+                 f"--master_port={master[1]}"]
+    else:
+        where = ["--standalone"]
+    return [sys.executable, "-m", "torch.distributed.run", *where, f"--nproc_per_node={max(gpus, 1)}",
             "-m", "trainer", *train_args]
 
 
-def relaunch_with_torchrun(gpus: int, argv: list[str] | None = None) -> int:
-    """Run torchrun with this process's arguments (minus --gpus) and return its exit code."""
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("", 0))
+        return int(probe.getsockname()[1])
+
+
+def publish_master(rdzv_dir: Path) -> tuple[str, int]:
+    """Node rank 0: write this machine's address and a free port to ``rdzv_dir/master.json`` (whole)."""
+    master = (os.environ.get(HOST_ENV) or socket.getfqdn(), free_port())
+    rdzv_dir.mkdir(parents=True, exist_ok=True)
+    temp = rdzv_dir / f".{MASTER_FILE}.{os.getpid()}.tmp"
+    temp.write_text(json.dumps({"host": master[0], "port": master[1]}), encoding="utf-8")
+    os.replace(temp, rdzv_dir / MASTER_FILE)
+    return master
+
+
+def wait_for_master(rdzv_dir: Path, timeout_s: float = WAIT_S, poll_s: float = 0.5) -> tuple[str, int]:
+    """Ranks > 0: node rank 0's address, once it is published."""
+    deadline = time.monotonic() + timeout_s
+    path = rdzv_dir / MASTER_FILE
+    while True:
+        try:
+            found = json.loads(path.read_text(encoding="utf-8"))
+            return str(found["host"]), int(found["port"])
+        except (OSError, ValueError, KeyError):
+            if time.monotonic() >= deadline:
+                raise RendezvousTimeout(f"--rdzv-dir {rdzv_dir}: node rank 0 did not publish its address "
+                                        f"({MASTER_FILE}) in {timeout_s:.0f} s; the farm must run every node's "
+                                        "task at once") from None
+            time.sleep(poll_s)
+
+
+def relaunch_with_torchrun(gpus: int, argv: list[str] | None = None, nnodes: int = 1, node_rank: int = 0,
+                           rdzv_dir: str | None = None, wait_s: float = WAIT_S) -> int:
+    """Run torchrun with this process's arguments (minus the launch options) and return its exit code."""
     if argv is None:
         argv = sys.argv[1:]
         # drop global options and the subcommand name of `dfl-vfx [global options] train ...`
         if "train" in argv:
             argv = argv[argv.index("train") + 1 :]
-    return subprocess.call(torchrun_command(gpus, argv))
+    if nnodes <= 1:
+        return subprocess.call(torchrun_command(gpus, argv))
+    folder = Path(rdzv_dir or ".")
+    if node_rank != 0:
+        return subprocess.call(torchrun_command(gpus, argv, nnodes, node_rank, wait_for_master(folder, wait_s)))
+    master = publish_master(folder)
+    try:
+        return subprocess.call(torchrun_command(gpus, argv, nnodes, 0, master))
+    finally:
+        (folder / MASTER_FILE).unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from dfl_vfx.models.config import PRESETS
 
@@ -11,6 +12,7 @@ examples:
   dfl-vfx train --src shot/src_faces --dst shot/dst_faces --model-dir shot/model --preset quick96 --max-time 10m
   dfl-vfx train --config shot.toml --set batch_size=16 --set model.ae_dims=512
   torchrun --nproc_per_node 4 -m trainer --config shot.toml        # 4 GPUs, DDP; rank 0 writes
+  dfl-vfx train --config shot.toml --gpus 4 --nnodes 2 --node-rank R --rdzv-dir /shared/rdzv   # on each of 2 nodes
 
 Options come from the defaults, then --config (TOML; [model] table for the network), then flags and --set.
 The resolved config is saved as MODEL_DIR/config.json. SIGTERM/Ctrl-C save a checkpoint and exit 0; rerun the
@@ -56,6 +58,11 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto: CUDA when available")
     g.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), help="default auto: bf16 on CUDA")
     g.add_argument("--gpus", type=int, default=1, help="GPUs on this node; >1 relaunches under torchrun (DDP)")
+    g.add_argument("--nnodes", type=int, default=1,
+                   help="machines training together (run the same command on each, all at once, with its rank)")
+    g.add_argument("--node-rank", type=int, default=0, help="this machine's rank, 0 to NNODES-1")
+    g.add_argument("--rdzv-dir", help="with --nnodes: a folder every node can reach, where node rank 0 publishes "
+                                      "its address")
     g.add_argument("--compile", action="store_const", const=True, help="torch.compile the model")
     g.add_argument("--seed", type=int, help="random seed (default 0)")
     g.add_argument("--deterministic", action="store_const", const=True, help="bit-reproducible runs (slower)")
@@ -99,14 +106,26 @@ def spelled_from(args: argparse.Namespace) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     from dfl_vfx import api
+    from dfl_vfx.errors import DflError
     from dfl_vfx.io.outputs import check_output_dir
-    from trainer.distributed import relaunch_with_torchrun
+    from trainer.distributed import RendezvousTimeout, relaunch_with_torchrun
 
     cfg = api.train_config(args.config, overrides_from(args), spelled_from(args))
     if cfg.model_dir:  # before any work (the trainer checks again, for the library and torchrun ranks)
         check_output_dir(cfg.model_dir, "--model-dir")
-    if args.gpus > 1:
-        return relaunch_with_torchrun(args.gpus)
+    if args.nnodes < 1 or not 0 <= args.node_rank < args.nnodes:
+        raise DflError(f"--node-rank {args.node_rank} --nnodes {args.nnodes}: give 1 or more nodes and a rank from "
+                       "0 to NNODES-1")
+    if args.nnodes > 1 and not args.rdzv_dir:
+        raise DflError("--nnodes needs --rdzv-dir, a folder every node can reach (where node rank 0 publishes "
+                       "its address)")
+    if args.gpus > 1 or args.nnodes > 1:
+        try:
+            return relaunch_with_torchrun(args.gpus, nnodes=args.nnodes, node_rank=args.node_rank,
+                                          rdzv_dir=args.rdzv_dir)
+        except RendezvousTimeout as exc:  # retryable: not a user error (exit 1, not 2)
+            print(f"dfl-vfx train: {exc}", file=sys.stderr)
+            return 1
     result = api.train(cfg, progress=args.progress)
     print(f"stopped ({result.stop_reason}) at iteration {result.iteration}: {result.iterations_this_run} "
           f"iterations in {result.seconds:.1f} s ({result.iterations_per_second:.2f} it/s); "

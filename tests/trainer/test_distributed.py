@@ -1,8 +1,19 @@
-"""`--gpus N` relaunches the same training command under torchrun."""
+"""`--gpus N` relaunches the same training command under torchrun; `--nnodes M --node-rank R --rdzv-dir DIR` runs
+it on M machines that meet through a shared folder (here: two processes of this machine as two nodes)."""
 
+import os
+import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
-from trainer.distributed import torchrun_command
+import pytest
+
+from trainer.distributed import MASTER_FILE, RendezvousTimeout, publish_master, torchrun_command, wait_for_master
+from trainer.loop import load_checkpoint
+
+ENGINE = str(Path(sys.executable).with_name("dfl-vfx"))
 
 
 def test_torchrun_command_drops_gpus_and_keeps_the_rest() -> None:
@@ -10,3 +21,52 @@ def test_torchrun_command_drops_gpus_and_keeps_the_rest() -> None:
     assert torchrun_command(4, argv) == [sys.executable, "-m", "torch.distributed.run", "--standalone",
                                          "--nproc_per_node=4", "-m", "trainer", "--config", "shot.toml", "--set",
                                          "batch_size=16"]
+
+
+def test_multi_node_torchrun_command() -> None:
+    argv = ["--config", "shot.toml", "--nnodes=3", "--node-rank", "2", "--rdzv-dir=/shared/r", "--gpus=2"]
+    assert torchrun_command(2, argv, nnodes=3, node_rank=2, master=("node07", 29511)) == [
+        sys.executable, "-m", "torch.distributed.run", "--nnodes=3", "--node_rank=2", "--master_addr=node07",
+        "--master_port=29511", "--nproc_per_node=2", "-m", "trainer", "--config", "shot.toml"]
+
+
+def test_rank_0_publishes_and_the_others_wait(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DFL_VFX_RDZV_HOST", "10.1.2.3")
+    with pytest.raises(RendezvousTimeout, match=r"node rank 0 did not publish its address \(master.json\) in 0 s"):
+        wait_for_master(tmp_path / "rdzv", timeout_s=0.2, poll_s=0.05)
+    found: list[tuple[str, int]] = []
+    waiter = threading.Thread(target=lambda: found.append(wait_for_master(tmp_path / "rdzv", 10, 0.02)))
+    waiter.start()
+    time.sleep(0.1)
+    published = publish_master(tmp_path / "rdzv")
+    waiter.join(10)
+    assert found == [published] and published[0] == "10.1.2.3" and 0 < published[1] < 65536
+    assert sorted(path.name for path in (tmp_path / "rdzv").iterdir()) == [MASTER_FILE]  # no temporary file left
+
+
+def test_two_nodes_train_in_step(facesets: tuple[Path, Path], tmp_path: Path, tiny_model: dict) -> None:
+    """Two `dfl-vfx train` processes as two nodes (one CPU rank each, gloo): they meet through the folder, train
+    in DDP with equal parameters, rank 0 saves, and the address file is gone afterwards."""
+    src, dst = facesets
+    model_dir, rdzv = tmp_path / "model", tmp_path / "rdzv"
+    base = [ENGINE, "train", f"--src={src}", f"--dst={dst}", f"--model-dir={model_dir}", "--batch-size=2",
+            "--max-iters=2", "--no-progress", "--device=cpu", "--preview-every=0", "--nnodes=2",
+            f"--rdzv-dir={rdzv}"] + [f"--set=model.{k}={v}" for k, v in tiny_model.items()]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DFL_VFX_RDZV_HOST": "127.0.0.1"}
+    nodes = [subprocess.Popen([*base, f"--node-rank={rank}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, env=env) for rank in (1, 0)]  # rank 1 first: it waits for rank 0
+    logs = [node.communicate(timeout=240)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], "\n".join(log[-2000:] for log in logs)
+    assert "DDP: 2 ranks, max parameter difference 0" in (model_dir / "train.log").read_text()
+    assert load_checkpoint(model_dir)["iteration"] == 2
+    assert sorted(load_checkpoint(model_dir)["rng"]) == ["0", "1"]
+    assert not (rdzv / MASTER_FILE).exists()
+
+
+def test_bad_node_options_are_one_line(tmp_path: Path) -> None:
+    done = subprocess.run([ENGINE, "train", "--src", str(tmp_path), "--dst", str(tmp_path), "--model-dir",
+                           str(tmp_path / "m"), "--nnodes", "2", "--node-rank", "2", "--rdzv-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == ("dfl-vfx train: error: --node-rank 2 --nnodes 2: give 1 or more "
+                                                    "nodes and a rank from 0 to NNODES-1")
