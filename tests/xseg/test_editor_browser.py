@@ -126,6 +126,17 @@ def click_points(driver, points: list[tuple[float, float]]) -> None:
     actions.perform()
 
 
+def drag_point(driver, start: tuple[float, float], end: tuple[float, float]) -> None:
+    canvas = driver.find_element(By.ID, "canvas")
+    scale = float(driver.find_element(By.TAG_NAME, "body").get_attribute("data-scale"))
+    half = canvas.size["width"] / 2
+    x0, y0 = (round((v + 0.5) * scale - half) for v in start)
+    x1, y1 = (round((v + 0.5) * scale - half) for v in end)
+    ActionChains(driver).move_to_element_with_offset(canvas, x0, y0).click_and_hold() \
+        .move_to_element_with_offset(canvas, (x0 + x1) // 2, (y0 + y1) // 2) \
+        .move_to_element_with_offset(canvas, x1, y1).release().perform()
+
+
 def keys(driver, *sequence: str) -> None:
     ActionChains(driver).send_keys(*sequence).perform()
 
@@ -154,6 +165,8 @@ def test_draw_save_step_and_refuse_in_chromium(tmp_path, browser):
 
         click_points(browser, include)  # include is the starting mode (Q)
         keys(browser, Keys.ENTER)
+        drag_point(browser, include[1], (112.0, 30.0))  # move a finished polygon's point
+        include[1] = (112.0, 30.0)
         keys(browser, "w")
         click_points(browser, [*exclude, exclude[0]])  # clicking the first point closes the polygon
         click_points(browser, [(5.0, 5.0)])  # a stray point, then undo it and redo/undo again

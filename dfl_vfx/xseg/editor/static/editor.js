@@ -16,7 +16,7 @@ const state = {
   faces: [], index: -1, size: 0, scale: 1, hasPrediction: false,
   polygons: [], current: null, mode: INCLUDE, undo: [], redo: [], dirty: false,
   overlay: true, image: null, prediction: null, matte: null, hover: null, lastPointer: null, drag: null,
-  busy: false,
+  pressed: false, busy: false,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -368,6 +368,7 @@ async function go(index) {
 canvas.addEventListener("mousedown", (event) => {
   if (event.button !== 0 || !state.image) return;
   canvas.focus();
+  state.pressed = true;
   const point = toFace(event);
   const grabbed = state.current ? null : grabbedPoint(point);
   if (grabbed) {
@@ -390,7 +391,8 @@ canvas.addEventListener("mousemove", (event) => {
 });
 
 canvas.addEventListener("mouseup", (event) => {
-  if (event.button !== 0 || !state.image) return;
+  if (event.button !== 0 || !state.image || !state.pressed) return; // a press that began elsewhere adds nothing
+  state.pressed = false;
   if (state.drag) {
     state.drag = null;
     return;
@@ -400,6 +402,8 @@ canvas.addEventListener("mouseup", (event) => {
 
 canvas.addEventListener("mouseleave", () => {
   state.hover = null;
+  state.pressed = false;
+  state.drag = null;
   draw();
 });
 
