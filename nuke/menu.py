@@ -2,9 +2,11 @@
 
 import nuke
 
+NODES = (("DFL Swap", "DFLSwap"), ("DFL Mask", "DFLMask"), ("DFL Swap (native)", "DFLSwapNative"),
+         ("DFL Extract", "DFLExtract"))
+
 _toolbar = nuke.menu("Nodes").addMenu("DFL")
-_toolbar.addCommand("DFL Swap", "nuke.createNode('DFLSwap')")
-_toolbar.addCommand("DFL Mask", "nuke.createNode('DFLMask')")
 _menu = nuke.menu("Nuke").addMenu("DFL")
-_menu.addCommand("Create DFL Swap", "nuke.createNode('DFLSwap')")
-_menu.addCommand("Create DFL Mask", "nuke.createNode('DFLMask')")
+for _label, _cls in NODES:
+    _toolbar.addCommand(_label, f"nuke.createNode('{_cls}')")
+    _menu.addCommand(f"Create {_label}", f"nuke.createNode('{_cls}')")

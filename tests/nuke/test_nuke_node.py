@@ -33,7 +33,7 @@ def test_knob_values_reach_the_engine_as_plain_values() -> None:
                                          "face_type": "default", "batch": 4.0, "blur": 12, "ocio_config": "",
                                          "color_transfer": "mkl-m"})
     assert settings == {"device": nasty.strip(), "mask_mode": "learned-prd*learned-dst", "batch": 4, "blur": 12.0,
-                        "color_transfer": "mkl-m", "layers": ["rgba", "matte", "raw"]}
+                        "color_transfer": "mkl-m", "layers": ["rgba", "matte", "raw"], "layer_window": "face"}
     assert isinstance(settings["batch"], int)
 
 
@@ -125,6 +125,10 @@ def test_init_is_headless_and_menu_adds_the_nodes(nuke: Any) -> None:
     assert nuke.menus == {}
     runpy.run_path(str(NUKE_PLUGIN / "menu.py"))
     assert nuke.menus["Nodes"].items["DFL"].items["DFL Swap"] == "nuke.createNode('DFLSwap')"
+    for label, cls in (("DFL Mask", "DFLMask"), ("DFL Swap (native)", "DFLSwapNative"), ("DFL Extract", "DFLExtract")):
+        assert nuke.menus["Nodes"].items["DFL"].items[label] == f"nuke.createNode('{cls}')"
+        assert nuke.menus["Nuke"].items["DFL"].items[f"Create {label}"] == f"nuke.createNode('{cls}')"
+        assert (NUKE_PLUGIN / "gizmos" / f"{cls}.gizmo").is_file()  # the class a menu entry creates exists
 
 
 def test_the_nuke_side_imports_only_nuke_the_standard_library_and_dfl_host() -> None:
