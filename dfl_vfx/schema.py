@@ -26,6 +26,7 @@ COLOR_TRANSFER_CHOICES = ("none", "rct", "lct", "mkl", "mkl-m", "idt", "idt-m", 
 INTERPOLATION_CHOICES = ("bilinear", "bicubic", "lanczos")
 SHARPEN_CHOICES = ("none", "box", "gaussian")
 LAYER_CHOICES = ("rgba", "mask", "face", "raw", "matte")
+LAYER_WINDOW_CHOICES = ("face", "display")
 BACKEND_CHOICES = ("auto", "onnxruntime", "tensorrt", "torch")
 MERGE_BACKEND_CHOICES = ("auto", "native", "reference", "cuda")
 FACE_TYPE_CHOICES = ("h", "mf", "f", "wf", "head")
@@ -201,6 +202,10 @@ SWAP_SETTINGS: dict[str, Setting] = _declare(
     # output
     Setting("layers", "list", ("rgba", "mask", "face"), "Layers", "layers written with the swapped plate",
             "output", choices=LAYER_CHOICES),
+    Setting("layer_window", "choice", "face", "Layer window",
+            "data window of the layers file OUT/layers/NAME.FRAME.exr: face = the faces' boxes (hosts that honour "
+            "data windows, Nuke), display = the display window (hosts that ignore them, Blender)", "output",
+            choices=LAYER_WINDOW_CHOICES),
     # colour
     Setting("colorspace", "text", None, "Plate colourspace",
             "the plate's OCIO colourspace (default: the file's oiio:ColorSpace, else ACEScg)", "colour",

@@ -1,7 +1,8 @@
 """The Nuke gizmos `DFLSwap.gizmo` and `DFLMask.gizmo`, generated from the engine's settings schema.
 
 Owns the gizmos' knobs (one per schema setting, named as the setting, with its label, help, range and choices) and
-their inner graph: a Read of the baked cache (layers ``rgba,matte,raw``, see docs/dev/swap-output.md) and Nuke's own
+their inner graph: a Read of the bake's layers file (``matte`` and ``raw``, in ``layers/`` beside the baked frames, cut
+to the faces' boxes; see docs/dev/swap-output.md) over the plate input, and Nuke's own
 nodes redoing the live settings (erode, blur, opacity, face exposure) from ``matte`` and ``raw``. Erode and blur
 sizes are in DeepFaceLab units scaled by the hidden ``px_per_unit`` knob, which the bake sets from the largest face
 of the baked frame: exact for one face, approximate when faces of different sizes share a shot.
@@ -21,8 +22,10 @@ from dfl_vfx.hosts.nk import Command, Knob, Node, braces, expression, quote, wri
 NUKE_VERSION_LINE = "version 14.0 v1"
 GIZMO_DIR = Path(__file__).resolve().parents[2] / "nuke" / "gizmos"
 BAKE_LAYERS = ("rgba", "matte", "raw")
-# schema settings a host never shows: the bake fixes the layers, the input Read gives the colourspace
-HOST_OWNED = frozenset({"layers", "colorspace"})
+# schema settings a host never shows: the bake fixes the layers and their window, the input Read gives the colourspace
+HOST_OWNED = frozenset({"layers", "layer_window", "colorspace"})
+# the inner Read's file: the layers file of the baked frame bake_file names (OUT/layers/NAME.####.exr)
+LAYERS_FILE = "[file dirname [value parent.bake_file]]/layers/[file tail [value parent.bake_file]]"
 TILE_COLOR = "0x4a6fa5ff"
 STALE_TILE_COLOR = "0xb22222ff"
 
@@ -195,7 +198,7 @@ def matte_nodes(unpremult_face: bool) -> list[Node | Command]:
 
 def inner_graph(mask_only: bool = False) -> list[Node | Command]:
     """The gizmo's children: plate input, the bake's Read, the live steps, the merge and the output."""
-    read = _node("Read", inputs="0", file_type="exr", file=quote("[value parent.bake_file]"),
+    read = _node("Read", inputs="0", file_type="exr", file=quote(LAYERS_FILE),
                  first=expression("parent.bake_first"), last=expression("parent.bake_last"),
                  origfirst=expression("parent.bake_first"), origlast=expression("parent.bake_last"),
                  on_error="black", raw="true", name="BakeRead")

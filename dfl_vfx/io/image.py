@@ -1,13 +1,17 @@
 """Image files through OpenImageIO: pixels, channels, data/display windows, per-channel formats, metadata.
 
 Every read returns float32 pixels covering the data window (rows top-down). Every write goes through a
-temporary file and a rename, and keeps what compositors rely on: windows (overscan, negative origins), every
-channel and layer, per-channel half/float, compression and typed header attributes.
+temporary file and a rename (the files of one frame can be written at once and renamed in order), and keeps what
+compositors rely on: windows (overscan, negative origins), every channel and layer, per-channel half/float,
+compression and typed header attributes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -316,19 +320,41 @@ def _spec_for(path: Path, image: Image, compression: str | None) -> oiio.ImageSp
     return spec
 
 
+def _write_file(path: Path, tmp: Path, image: Image, compression: str | None) -> None:
+    """Write ``image`` into ``tmp`` (errors name ``path``, the file it becomes)."""
+    spec = _spec_for(path, image, compression)
+    out = oiio.ImageOutput.create(str(tmp))
+    if out is None:
+        raise DflError(f"{path}: cannot write this file type ({oiio.geterror().strip()}); use .exr, .png or .tif")
+    ok = out.open(str(tmp), spec)
+    pixels = image.pixels if image.pixels.dtype in (np.float16, np.float32) else image.pixels.astype(np.float32)
+    ok = ok and out.write_image(np.ascontiguousarray(pixels))  # OpenImageIO releases the GIL while it writes
+    error = out.geterror()
+    out.close()
+    if not ok or error:
+        reason = error.strip() or "unknown error"
+        raise DflError(f"{path}: write failed ({reason}); check disk space and permissions")
+
+
 def write_image(path: str | os.PathLike[str], image: Image, compression: str | None = None) -> None:
     """Write atomically; float pixels are converted to each channel's format (uint types clamp [0, 1])."""
     path = Path(path)
-    spec = _spec_for(path, image, compression)
     with atomic_path(path) as tmp:
-        out = oiio.ImageOutput.create(str(tmp))
-        if out is None:
-            raise DflError(f"{path}: cannot write this file type ({oiio.geterror().strip()}); use .exr, .png or .tif")
-        ok = out.open(str(tmp), spec)
-        pixels = image.pixels if image.pixels.dtype in (np.float16, np.float32) else image.pixels.astype(np.float32)
-        ok = ok and out.write_image(np.ascontiguousarray(pixels))
-        error = out.geterror()
-        out.close()
-        if not ok or error:
-            reason = error.strip() or "unknown error"
-            raise DflError(f"{path}: write failed ({reason}); check disk space and permissions")
+        _write_file(path, tmp, image, compression)
+
+
+def write_images(files: Sequence[tuple[str | os.PathLike[str], Image, str | None]]) -> None:
+    """Write several (path, image, compression) files at once, one thread each, and rename them into place in
+    the given order only when all were written: a reader that finds the last file finds the others complete,
+    and a failure renames none of them (the first error is raised)."""
+    paths = [Path(path) for path, _, _ in files]
+    with contextlib.ExitStack() as stack:
+        temps = [stack.enter_context(atomic_path(path)) for path in reversed(paths)][::-1]  # exits rename first-in
+        if len(files) == 1:
+            _write_file(paths[0], temps[0], files[0][1], files[0][2])
+            return
+        with ThreadPoolExecutor(len(files), thread_name_prefix="write") as pool:
+            futures = [pool.submit(_write_file, path, tmp, image, compression)
+                       for path, tmp, (_, image, compression) in zip(paths, temps, files, strict=True)]
+        for future in futures:
+            future.result()

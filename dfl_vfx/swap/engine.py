@@ -3,7 +3,8 @@
 The engine keeps a model loaded (any runtime backend) and, per plate colourspace, a :class:`FaceMerger`. A frame is
 an :class:`~dfl_vfx.io.image.Image` read with its native pixel type, so half plates stay half: the composite writes
 only pixels the final mask touches, everything else (other layers, windows, metadata, NaN/Inf outside the face)
-passes through. The output gains the layers of ``docs/dev/swap-output.md``.
+passes through. The layers of ``docs/dev/swap-output.md`` go to a companion image cut to the faces
+(:mod:`dfl_vfx.swap.layout`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dfl_vfx.face.face_type import FaceType
 from dfl_vfx.io.image import Image, interleave_channels
 from dfl_vfx.merge.merger import FaceMerger, FacePlan, MergeLayers, MergeSettings, PastedFace
 from dfl_vfx.swap.header import FACES_ATTRIBUTE, SWAP_ATTRIBUTE, FaceRecord, SwapHeader, SwapRecord
+from dfl_vfx.swap.layout import layers_image, wants_layers_file
 
 if TYPE_CHECKING:
     from dfl_vfx.color.torch_color import TorchWorkingSpace
@@ -49,6 +51,7 @@ class SwapSettings:
     ocio_config: str | None = None
     merge_backend: str = "auto"  # auto (cuda beside a GPU runtime, else native) | native | reference | cuda
     threads: int = 0
+    layer_window: str = "face"  # the companion's data window: face (the faces' boxes) | display
 
     def validate(self) -> None:
         """Every setting checked by its declaration in :mod:`dfl_vfx.schema` (errors name the setting)."""
@@ -56,7 +59,7 @@ class SwapSettings:
 
         self.merge.validate()
         for name in ("layers", "backend", "device", "batch", "face_type", "merge_backend", "colorspace",
-                     "ocio_config"):
+                     "ocio_config", "layer_window"):
             validate_setting(name, getattr(self, name))
 
 
@@ -79,9 +82,11 @@ class StageTimes:
 class FrameResult:
     """A swapped frame and what happened to it."""
 
-    image: Image
+    image: Image  # the delivered frame: the plate's channels with R G B A swapped
     faces: list[PastedFace]
     times: StageTimes
+    layers: Image | None = None  # the companion (dfl_vfx/swap/layout.py), None when only rgba is asked for
+    planes: dict[str, np.ndarray] = field(default_factory=dict)  # the layers by name over the plate's data window
 
 
 def plate_channel_indices(image: Image) -> tuple[list[int], int | None]:
@@ -197,8 +202,10 @@ class SwapEngine:
         # frames in flight (and every view of this model) share the runtime: serialise the calls of a runtime
         # that cannot serve two at once
         self._infer_lock = self.caches.infer_lock
+        # the companion's window changes its file, not the frame: it counts only when a companion is written
+        window = (settings.layer_window,) if wants_layers_file(settings.layers) else ()
         self.settings_hash = settings.merge.digest(info.sha256, sorted(settings.layers), self.face_type.cli_name,
-                                                   self.model_space, settings.colorspace)
+                                                   self.model_space, settings.colorspace, *window)
 
     @staticmethod
     def _merge_backend(asked: str, runtime_device: str) -> str:
@@ -298,20 +305,8 @@ class SwapEngine:
         if not direct:
             pixels[..., rgb_idx + [alpha_idx]] = work
 
-        extra, names = [], []
-        layer_format = "half" if rgb_format == "half" else "float"
-        for layer_name, matte in (("mask", layers.mask), ("matte", layers.matte)):
-            if matte is not None:
-                extra.append(matte[..., None])
-                names.append(f"{layer_name}.A")
-        for layer_name, buffer in (("face", layers.face), ("raw", layers.raw)):
-            if buffer is not None:
-                extra.append(buffer)
-                names += [f"{layer_name}.{c}" for c in "RGBA"]
-        if extra:
-            pixels = interleave_channels([pixels] + [e.astype(pixels.dtype, copy=False) for e in extra])
-            channels += names
-            formats += [layer_format] * len(names)
+        planes = {name: buffer for name, buffer in (("mask", layers.mask), ("matte", layers.matte),
+                                                     ("face", layers.face), ("raw", layers.raw)) if buffer is not None}
         metadata = dict(image.metadata)
         record = SwapRecord(
             model=self.model_name,
@@ -330,7 +325,9 @@ class SwapEngine:
         out = Image(pixels=pixels, channels=channels, data_window=image.data_window,
                     display_window=image.display_window, channel_formats=formats, metadata=metadata,
                     metadata_types=types, path=image.path)
-        return FrameResult(out, layers.faces, times)
+        companion = layers_image(out, planes, [face.bbox for face in layers.faces], self.settings.layer_window,
+                                 "half" if rgb_format == "half" else "float")
+        return FrameResult(out, layers.faces, times, companion, planes)
 
 
 def face_record(face: PastedFace) -> FaceRecord:

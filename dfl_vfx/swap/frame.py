@@ -1,4 +1,5 @@
-"""One frame: read, find its faces, swap, write. The single path that `dfl-vfx swap` and `dfl-vfx serve` share."""
+"""One frame: read, find its faces, swap, write its two files. The single path that `dfl-vfx swap` and
+`dfl-vfx serve` share."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dfl_vfx.io.image import Image, read_image, write_image
+from dfl_vfx.io.image import Image, read_image, write_images
 from dfl_vfx.merge.merger import FacePlan, PastedFace
-from dfl_vfx.swap.engine import StageTimes, SwapEngine, plate_channel_indices
+from dfl_vfx.swap.engine import FrameResult, StageTimes, SwapEngine, plate_channel_indices
 from dfl_vfx.swap.faces import FaceFinder
+from dfl_vfx.swap.layout import LAYERS_COMPRESSION, layers_path
 
 
 @dataclass
@@ -33,7 +35,9 @@ def plan_faces(engine: SwapEngine, image: Image, finder: FaceFinder) -> list[Fac
 def swap_frame(engine: SwapEngine, source: str | Path, target: str | Path, frame: int,
                plans: list[FacePlan] | None = None, finder: FaceFinder | None = None,
                compression: str | None = None) -> FrameOutcome:
-    """Swap ``frame`` of the plate file ``source`` into ``target`` (written atomically).
+    """Swap ``frame`` of the plate file ``source`` into ``target`` and, with layers beyond rgba, its companion
+    ``layers/`` file (both written at once, atomically; ``compression`` is the delivered frame's, default the
+    plate's).
 
     ``plans``: the faces to swap (from a faceset's tracks); None detects them with ``finder``.
     """
@@ -48,8 +52,19 @@ def swap_frame(engine: SwapEngine, source: str | Path, target: str | Path, frame
     result = engine.swap_image(image, plans, frame)
     result.times.read = read_s
     t = time.perf_counter()
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_image(target, result.image, compression)
+    write_frame(target, result, compression)
     result.times.write = time.perf_counter() - t
-    return FrameOutcome(frame, target, result.faces, result.times)
+    return FrameOutcome(frame, Path(target), result.faces, result.times)
+
+
+def write_frame(target: str | Path, result: FrameResult, compression: str | None = None) -> None:
+    """Write a swapped frame to ``target`` and its layers to ``layers/`` beside it (docs/dev/swap-output.md), at
+    once; ``compression`` is the delivered frame's (None: the plate's), the layers get ``LAYERS_COMPRESSION``."""
+    target = Path(target)
+    files: list[tuple[Path, Image, str | None]] = []
+    if result.layers is not None:  # renamed first: whoever finds the frame finds its layers too
+        files.append((layers_path(target), result.layers, LAYERS_COMPRESSION))
+    else:  # layers of an earlier run with other settings would pass for this frame's
+        layers_path(target).unlink(missing_ok=True)
+    files.append((target, result.image, compression))
+    write_images(files)

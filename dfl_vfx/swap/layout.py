@@ -23,18 +23,19 @@ import numpy as np
 
 from dfl_vfx.errors import DflError
 from dfl_vfx.io.image import Image, Window, interleave_channels, read_header, read_image
+from dfl_vfx.schema import LAYER_WINDOW_CHOICES
 
 __all__ = ["LAYERS_COMPRESSION", "LAYERS_FOLDER", "LAYER_CHANNELS", "LAYER_WINDOWS", "frame_path",
            "frame_written_with", "layer_channels", "layer_window", "layers_image", "layers_path", "read_layers",
            "wants_layers_file"]
 
 LAYERS_FOLDER = "layers"
-LAYER_WINDOWS = ("face", "display")
-# the companion's channels per layer, in the order they are written
+LAYER_WINDOWS = LAYER_WINDOW_CHOICES
+# the companion's channels per layer, in the order they are written and read back (EXR sorts layers by name)
 LAYER_CHANNELS: dict[str, tuple[str, ...]] = {
+    "face": ("face.R", "face.G", "face.B", "face.A"),
     "mask": ("mask.A",),
     "matte": ("matte.A",),
-    "face": ("face.R", "face.G", "face.B", "face.A"),
     "raw": ("raw.R", "raw.G", "raw.B", "raw.A"),
 }
 # the companion's codec (lossless; hosts re-read it on every scrub)
@@ -71,16 +72,18 @@ def layer_window(bboxes: Sequence[Sequence[int]], data_window: Window, display_w
                  mode: str = "face") -> Window:
     """The companion's data window.
 
-    "face": the union of the faces' end-exclusive ``bbox`` (x0, y0, x1, y1), clipped to the plate's data window;
-    a frame without a face (or whose faces lie outside the data window) gets 1x1 at the display window's origin.
+    "face": the union of the faces' end-exclusive ``bbox`` (x0, y0, x1, y1), clipped to the plate's data window
+    (empty boxes, of faces off the plate, left out); a frame without a face (or whose faces lie outside the data
+    window) gets 1x1 at the display window's origin.
     "display": the display window itself.
     """
     if mode == "display":
         return display_window
     if mode != "face":
         raise DflError(f"layer_window {mode!r}: choose from {', '.join(LAYER_WINDOWS)}")
-    if bboxes:
-        boxes = np.asarray(bboxes, np.int64).reshape(-1, 4)
+    boxes = np.asarray(bboxes, np.int64).reshape(-1, 4)
+    boxes = boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]  # a face off the plate pastes nothing
+    if len(boxes):
         x0 = max(int(boxes[:, 0].min()), data_window.x)
         y0 = max(int(boxes[:, 1].min()), data_window.y)
         x1 = min(int(boxes[:, 2].max()), data_window.right)

@@ -1,9 +1,10 @@
 """`dfl-vfx swap` over a frame range: read, swap and write frames concurrently, skip finished ones, summarise.
 
-Each frame is one task (read -> crop -> infer -> merge -> write) on a thread pool of ``jobs`` workers; OpenImageIO,
-ONNX Runtime, torch and the native merge release the GIL, so the stages of neighbouring frames overlap and the slowest
-stage sets the pace. Outputs are written to a temporary name and renamed. A rerun skips frames whose output exists
-and was made with the same settings (``settings_hash`` in the header); an interrupted run leaves only whole files.
+Each frame is one task (read -> crop -> infer -> merge -> write its two files, docs/dev/swap-output.md) on a thread
+pool of ``jobs`` workers; OpenImageIO, ONNX Runtime, torch and the native merge release the GIL, so the stages of
+neighbouring frames overlap and the slowest stage sets the pace. Outputs are written to a temporary name and renamed.
+A rerun skips frames whose output (and layers file) exist and were made with the same settings (``settings_hash`` in
+the header); an interrupted run leaves only whole files.
 
 The frame loop is the shot runner's (`dfl_vfx.io.shot_runner`): the summary is rewritten (atomically) after every
 finished frame with ``status`` running, then complete or interrupted, so even a native crash leaves the frames done
@@ -36,7 +37,7 @@ from dfl_vfx.swap.engine import (
 )
 from dfl_vfx.swap.faces import FaceFinder, check_faceset_matches, faceset_plans
 from dfl_vfx.swap.frame import swap_frame
-from dfl_vfx.swap.header import written_with
+from dfl_vfx.swap.layout import LAYERS_FOLDER, frame_written_with
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +210,8 @@ def swap_shot(plate: str, out: str, settings: SwapSettings, frames: str | None =
         finder = FaceFinder(detector)
         plans = {}
     out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(out_dir)  # what a killed run (kill -9, a native crash) left; live writers' temps stay
+    for folder in (out_dir, out_dir / LAYERS_FOLDER):  # what a killed run (kill -9, a native crash) left; live
+        remove_stale_temps(folder)  # writers' temps stay
     work = {f: _Job(f, sequence.path(f), target.path(f), plans.get(f) if faceset else None) for f in sequence.frames}
     swapper = ShotSwapper(engine, compression, finder)
 
@@ -229,7 +231,8 @@ def swap_shot(plate: str, out: str, settings: SwapSettings, frames: str | None =
         run_frames(
             sequence.frames, lambda frame: swapper.run_job(work[frame]), run=summary.run,
             missing=missing_frames(sequence),
-            already_done=None if overwrite else lambda f: written_with(target.path(f), engine.settings_hash),
+            already_done=None if overwrite else lambda f: frame_written_with(target.path(f), engine.settings_hash,
+                                                                              settings.layers),
             on_result=swapped, threads=jobs, summary=SummaryFile(out_dir / summary_name(summary.chunk), render),
             progress=progress, desc="swap",
         )

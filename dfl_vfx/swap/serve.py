@@ -41,7 +41,7 @@ from typing import Any
 import dfl_vfx
 from dfl_vfx.errors import DflError
 from dfl_vfx.io.atomic import remove_stale_temps
-from dfl_vfx.io.image import read_header
+from dfl_vfx.io.image import Window, read_header
 from dfl_vfx.io.outputs import check_output_dir
 from dfl_vfx.io.sequence import FrameSequence, open_sequence, output_sequence
 from dfl_vfx.schema import SWAP_SETTINGS, SettingError, schema_document
@@ -53,7 +53,8 @@ from dfl_vfx.swap.engine import (
 )
 from dfl_vfx.swap.faces import FaceFinder, check_faceset_matches, faceset_plans
 from dfl_vfx.swap.frame import swap_frame
-from dfl_vfx.swap.header import SWAP_ATTRIBUTE, SwapHeader, written_with
+from dfl_vfx.swap.header import SWAP_ATTRIBUTE, SwapHeader
+from dfl_vfx.swap.layout import LAYERS_FOLDER, frame_written_with, layers_path, wants_layers_file
 from dfl_vfx.swap.settings import swap_settings
 
 log = logging.getLogger(__name__)
@@ -361,6 +362,10 @@ def _plate_file_pattern(sequence: FrameSequence) -> tuple[Path, re.Pattern[str]]
     return pattern.parent.resolve(), re.compile(regex)
 
 
+def _window(window: Window) -> list[int]:
+    return [window.x, window.y, window.width, window.height]
+
+
 def _is_inside(path: Path, folder: Path) -> bool:
     return path == folder or path.is_relative_to(folder)
 
@@ -665,8 +670,10 @@ class SwapService:
             plans = faceset_plans(faceset, [frame]).get(frame, [])
         result = swap_frame(engine, source, out, frame, plans, None if plans is not None else self.finder(),
                             compression)
-        return {"out": str(out), "frame": frame, "faces": len(result.faces),
-                "bboxes": [list(face.bbox) for face in result.faces], "settings_hash": engine.settings_hash,
+        layers = layers_path(out) if wants_layers_file(settings.layers) else None
+        return {"out": str(out), "layers": None if layers is None else str(layers), "frame": frame,
+                "faces": len(result.faces), "bboxes": [list(face.bbox) for face in result.faces],
+                "settings_hash": engine.settings_hash,
                 "seconds": round(time.perf_counter() - start, 4), "infer_s": round(result.times.infer, 4),
                 "merge_s": round(result.times.merge, 4)}
 
@@ -700,12 +707,15 @@ class SwapService:
             plans = faceset_plans(faceset, list(sequence.frames))
         finder = None if faceset else self.finder()
         out_dir.mkdir(parents=True, exist_ok=True)
-        remove_stale_temps(out_dir)
+        for folder in (out_dir, out_dir / LAYERS_FOLDER):
+            remove_stale_temps(folder)
         with session.lock:
             cancel = session.cancel_events.get(request_id) or threading.Event()
 
         total = len(sequence.frames)
-        report: dict[str, Any] = {"status": "running", "out": target.pattern, "total": total, "done": [],
+        layers = str(layers_path(target.pattern)) if wants_layers_file(settings.layers) else None
+        report: dict[str, Any] = {"status": "running", "out": target.pattern, "layers": layers, "total": total,
+                                  "done": [],
                                   "skipped": [], "no_face": [], "failed": {}, "faces": 0,
                                   "settings_hash": engine.settings_hash}
 
@@ -723,7 +733,7 @@ class SwapService:
             if f in missing:
                 report["failed"][str(f)] = f"file missing: {sequence.path(f)}"
                 finished(f, "failed", report["failed"][str(f)])
-            elif not overwrite and written_with(target.path(f), engine.settings_hash):
+            elif not overwrite and frame_written_with(target.path(f), engine.settings_hash, settings.layers):
                 report["skipped"].append(f)
                 finished(f, "skipped")
             else:
@@ -770,9 +780,16 @@ class SwapService:
         return report
 
     def inspect(self, session: Session, request: Request) -> dict[str, Any]:
-        """A swapped frame's ``dfl_vfx:*`` header attributes (JSON ones decoded), channels and windows."""
+        """A swapped frame's ``dfl_vfx:*`` header attributes (JSON ones decoded), channels and windows, and its
+        layers file's channels and windows (None when it has none)."""
         path = _param(request.params, "path", str, "the path of a swapped frame")
         header = read_header(path)
+        companion = layers_path(path)
+        layers = None
+        if companion.is_file():
+            found = read_header(companion)
+            layers = {"path": str(companion), "channels": list(found.channels),
+                      "data_window": _window(found.data_window), "display_window": _window(found.display_window)}
         attributes: dict[str, Any] = {}
         for name, value in header.metadata.items():
             if name.startswith("dfl_vfx:"):
@@ -780,11 +797,9 @@ class SwapService:
         swap = SwapHeader.from_metadata(header.metadata, path)  # a malformed header is a one-line error
         if swap is not None:
             attributes |= swap.to_dict()
-        window = header.data_window
-        display = header.display_window
         return {"path": str(path), "swapped": SWAP_ATTRIBUTE in attributes, "channels": list(header.channels),
-                "data_window": [window.x, window.y, window.width, window.height],
-                "display_window": [display.x, display.y, display.width, display.height], "attributes": attributes}
+                "data_window": _window(header.data_window), "display_window": _window(header.display_window),
+                "layers": layers, "attributes": attributes}
 
 
 # -- transports -----------------------------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ from dfl_host.schema import Schema
 
 CONFIG_NAME = "dfl_nuke_config.json"
 ENGINE_DEFAULT_ITEM = "default"  # the Enumeration item that stands for the engine's default (nuke_gizmo.py)
-HOST_OWNED = ("layers", "colorspace")
+HOST_OWNED = ("layers", "layer_window", "colorspace")
 BAKE_LAYERS = ["rgba", "matte", "raw"]
+BAKE_LAYER_WINDOW = "face"  # Nuke's Read honours data windows: the layers file holds only the faces' boxes
 EXR_SUFFIXES = (".exr",)
 
 
@@ -62,6 +63,7 @@ def knob_settings(schema: Schema, values: Mapping[str, Any]) -> dict[str, Any]:
             value = float(value)
         settings[name] = value
     settings["layers"] = list(BAKE_LAYERS)
+    settings["layer_window"] = BAKE_LAYER_WINDOW
     return settings
 
 

@@ -101,7 +101,10 @@ def test_sigterm_mid_shot_leaves_whole_frames_and_the_rerun_finishes(small_shot,
     written = sorted(out.glob("plate.*.exr"))
     assert proc.returncode == 130 and "rerun the same command to resume" in err
     assert 2 <= len(written) < 12
-    assert not [p for p in out.iterdir() if p.suffix not in (".exr", ".json")]  # no temporary files left
+    files = [*out.iterdir(), *(out / "layers").iterdir()]  # the frames and their layers files
+    assert not [p for p in files if p.is_dir() and p.name != "layers"]
+    assert not [p for p in files if p.is_file() and (p.name.startswith(".") or p.suffix not in (".exr", ".json"))]
+    assert sorted(p.name for p in (out / "layers").iterdir()) == [p.name for p in written]  # no temporary files
     summary = json.loads((out / "swap_summary.json").read_text())
     assert len(summary["frames"]["done"]) == len(written) and summary["status"] == "interrupted"
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)

@@ -45,7 +45,8 @@ def test_the_built_swap_command_runs_on_the_real_engine(schema: Schema, small_sh
     header = read_header(out / "plate.1005.exr")
     settings = json.loads(header.metadata["dfl_vfx:swap"])["settings"]
     assert (settings["blur"], settings["face_scale"]) == (40, 5)
-    assert header.channels == ["R", "G", "B", "A", "mask.A"]
+    assert header.channels == ["R", "G", "B", "A"]
+    assert read_header(out / "layers" / "plate.1005.exr").channels == ["mask.A"]
 
 
 def test_extract_train_export_and_farm_chunks(tmp_path: Path) -> None:

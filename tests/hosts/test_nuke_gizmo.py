@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dfl_vfx.hosts import nk
-from dfl_vfx.hosts.nuke_gizmo import GIZMO_DIR, GIZMOS, HOST_OWNED, gizmo_text, write_gizmos
+from dfl_vfx.hosts.nuke_gizmo import GIZMO_DIR, GIZMOS, HOST_OWNED, LAYERS_FILE, gizmo_text, write_gizmos
 from dfl_vfx.schema import schema_document
 
 
@@ -100,7 +100,7 @@ def test_swap_inner_graph_reads_the_bake_and_keymixes_the_face_over_the_plate() 
     assert wiring["MaskToOutput"] == ["FaceOverPlate", "MatteToMask"]
     assert wiring["Output1"] == ["MaskToOutput"]
     children = {n.name: n for n in gizmo.children if isinstance(n, nk.Node)}
-    assert children["BakeRead"].value("file") == "[value parent.bake_file]"
+    assert children["BakeRead"].value("file") == LAYERS_FILE
     assert children["BakeRead"].value("raw") == "true"
     assert children["FaceOverPlate"].value("maskChannel") == "mask.alpha"
     limit = children["MatteLimit"]
@@ -115,6 +115,19 @@ def test_swap_inner_graph_reads_the_bake_and_keymixes_the_face_over_the_plate() 
             for name in re.findall(r"parent\.([A-Za-z_]\w*)", knob.value)}
     assert {"bake_file", "bake_first", "erode", "blur", "opacity", "face_exposure", "px_per_unit"} <= read
     assert read and read <= knob_names, read - knob_names
+
+
+@pytest.mark.parametrize("mask_only", [False, True])
+def test_the_inner_read_reads_the_layers_file_beside_the_baked_frames(mask_only: bool) -> None:
+    """The Read's file, evaluated by a real Tcl interpreter (Nuke's expression language) with bake_file set to a
+    bake's frames, is the layers file of swap-output.md: OUT/layers/NAME.####.exr."""
+    tkinter = pytest.importorskip("tkinter")
+    children = {n.name: n for n in _gizmo(gizmo_text(schema_document(), mask_only)).children
+                if isinstance(n, nk.Node)}
+    tcl = tkinter.Tcl()
+    tcl.eval("proc value {knob} {return /shots/sh010/cache/untitled/DFLSwap1/0123abcd/plate.####.exr}")
+    evaluated = tcl.eval("subst {" + children["BakeRead"].value("file") + "}")
+    assert evaluated == "/shots/sh010/cache/untitled/DFLSwap1/0123abcd/layers/plate.####.exr"
 
 
 def test_mask_gizmo_outputs_the_shaped_matte_alone() -> None:

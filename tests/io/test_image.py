@@ -9,7 +9,7 @@ import pytest
 from dfl_vfx.color.ocio import plate_colorspace
 from dfl_vfx.errors import DflError, ImageReadError
 from dfl_vfx.io import atomic
-from dfl_vfx.io.image import Image, Window, read_header, read_image, write_image
+from dfl_vfx.io.image import Image, Window, read_header, read_image, write_image, write_images
 
 
 def _plate(rng: np.random.Generator) -> Image:
@@ -142,6 +142,37 @@ def test_write_is_atomic_when_the_writer_fails(tmp_path: Path, monkeypatch: pyte
         write_image(target, Image.from_array(np.ones((8, 8, 3), np.float32)))
     assert target.read_bytes() == before  # the old frame is intact
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frame.exr"]  # no temp file left behind
+
+
+def test_write_images_writes_all_at_once_and_renames_in_order(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(1)
+    frame = Image.from_array(rng.uniform(0, 4, (30, 40, 4)))
+    layers = Image(rng.uniform(0, 1, (6, 5, 1)).astype(np.float32), ["mask.A"], Window(-3, 2, 5, 6),
+                   Window(0, 0, 40, 30), ["float"])
+    renamed: list[str] = []
+    replace = atomic.os.replace
+
+    def recorded(src: Path, dst: Path) -> None:
+        renamed.append(Path(dst).relative_to(tmp_path).as_posix())
+        replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", recorded)
+    write_images([(tmp_path / "layers" / "a.exr", layers, "zips"), (tmp_path / "a.exr", frame, "piz")])
+    assert renamed == ["layers/a.exr", "a.exr"]  # the frame appears last, its layers already in place
+    back = read_image(tmp_path / "layers" / "a.exr")
+    assert back.data_window == Window(-3, 2, 5, 6) and back.metadata["compression"] == "zips"
+    np.testing.assert_array_equal(back.pixels, layers.pixels)
+    assert read_header(tmp_path / "a.exr").metadata["compression"] == "piz"
+    np.testing.assert_allclose(read_image(tmp_path / "a.exr").pixels, frame.pixels, rtol=2**-10)  # half
+
+
+def test_write_images_renames_none_when_one_fails(tmp_path: Path) -> None:
+    good = Image.from_array(np.zeros((4, 4, 3), np.float32))
+    bad = Image.from_array(np.zeros((4, 4, 3), np.float32), fmt="int7")
+    with pytest.raises(DflError, match=r"b\.exr: unknown pixel format 'int7'"):
+        write_images([(tmp_path / "a.exr", good, None), (tmp_path / "b.exr", bad, None)])
+    assert list(tmp_path.iterdir()) == []  # neither file, no temp left behind
 
 
 def test_atomic_path_gives_ordinary_permissions(tmp_path: Path) -> None:

@@ -43,6 +43,11 @@ def _frames(node: Any) -> list[Path]:
     return [Path(pattern.replace("####", f"{frame:04d}")) for frame in FRAMES]
 
 
+def _layers(path: Path) -> Path:
+    """What the gizmo's Read reads for a baked frame: its layers file (the Tcl of nuke_gizmo.LAYERS_FILE)."""
+    return path.parent / "layers" / path.name
+
+
 def _channels(path: Path) -> list[str]:
     image = oiio.ImageInput.open(str(path))
     assert image is not None, oiio.geterror()
@@ -69,12 +74,18 @@ def test_bake_range_then_live_and_re_bake_knobs(nuke: Any, small_shot: Path, swa
     _bake(nuke, node)
     assert nuke.messages == []
     first = _frames(node)
-    # the cache: <root>/<script>/<node>/<hash>/plate.####.exr, one file per frame with the bake's layers
+    # the cache: <root>/<script>/<node>/<hash>/plate.####.exr, one file per frame, and its layers in layers/
     assert first[0].parent.parent == tmp_path / "cache" / "untitled" / "DFLSwap1"
     assert first[0].parent.name == node["bake_hash"].value() and len(node["bake_hash"].value()) == 12
     for path in first:
-        assert path.is_file()
-        assert {"R", "G", "B", "A", "matte.A", "raw.R", "raw.A"} <= set(_channels(path))
+        assert path.is_file() and {"R", "G", "B", "A"} <= set(_channels(path))
+        assert _channels(_layers(path)) == ["matte.A", "raw.R", "raw.G", "raw.B", "raw.A"]
+    # Nuke honours data windows: the layers file holds only the face's box
+    box = json.loads(_header(first[0], "dfl_vfx:faces"))[0]["bbox"]
+    layers = oiio.ImageInput.open(str(_layers(first[0])))
+    spec = layers.spec()
+    layers.close()
+    assert [spec.x, spec.y, spec.x + spec.width, spec.y + spec.height] == box
     assert (node["bake_first"].value(), node["bake_last"].value()) == FRAMES
     faces = json.loads(_header(first[0], "dfl_vfx:faces"))
     assert faces, "the demo shot has a face on frame 1001"
@@ -116,10 +127,12 @@ def test_a_cancelled_bake_leaves_no_half_written_frame(nuke: Any, small_shot: Pa
     assert nuke.messages == []
     assert node["bake_hash"].value() == ""  # the node was not pointed at a partial bake
     written = [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and p.suffix == ".exr"]
-    assert 1 <= len(written) < 12, written
+    frames = [p for p in written if p.parent.name != "layers"]
+    assert 1 <= len(frames) < 12, written
     for path in written:
         assert not path.name.startswith("."), path  # no temp left behind
-        assert "R" in _channels(path)  # every frame under a real name is complete
+    for path in frames:  # every frame under a real name is complete, and so is its layers file
+        assert "R" in _channels(path) and "matte.A" in _channels(_layers(path))
 
 
 def test_failed_frames_are_a_message_and_the_node_is_not_pointed_at_them(
@@ -141,7 +154,7 @@ def test_bake_frame_goes_through_serve_and_points_the_read_at_it(
     swap_node.bake_frame()
     assert nuke.messages == []
     baked = Path(node["bake_file"].value().replace("####", "1003"))
-    assert baked.is_file() and "matte.A" in _channels(baked)
+    assert baked.is_file() and "matte.A" in _channels(_layers(baked))
     assert (node["bake_first"].value(), node["bake_last"].value()) == (1003, 1003)
     # the same engine answers the next click: the model stays loaded
     clients = list(swap_node._clients.values())

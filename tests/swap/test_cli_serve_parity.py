@@ -8,6 +8,7 @@ import numpy as np
 
 from dfl_vfx.cli.main import main
 from dfl_vfx.io.image import read_image
+from dfl_vfx.swap.layout import layers_path
 from dfl_vfx.swap.serve import SwapService, serve_stdio
 
 FRAME = 1004
@@ -44,16 +45,21 @@ def test_cli_and_serve_write_bit_identical_frames(small_shot, facesets, swap_mod
     replies = {m["id"]: m for m in map(json.loads, stdout.getvalue().splitlines()) if "id" in m}
     assert "result" in replies[2], replies[2]
 
-    cli = read_image(tmp_path / "cli" / f"plate.{FRAME}.exr", pixel_type="native")
-    served = read_image(tmp_path / "serve" / f"plate.{FRAME}.exr", pixel_type="native")
-    assert cli.channels == served.channels
-    assert {"R", "G", "B", "A", "mask.A", "matte.A", "raw.A"} <= set(cli.channels)
-    assert cli.pixels.dtype == served.pixels.dtype
-    assert np.array_equal(cli.pixels.view(np.uint8), served.pixels.view(np.uint8))  # bit for bit, NaN included
+    cli_path, served_path = tmp_path / "cli" / f"plate.{FRAME}.exr", tmp_path / "serve" / f"plate.{FRAME}.exr"
+    assert replies[2]["result"]["layers"] == str(layers_path(served_path.resolve()))
+    for cli_file, served_file in ((cli_path, served_path), (layers_path(cli_path), layers_path(served_path))):
+        cli, served = (read_image(f, pixel_type="native") for f in (cli_file, served_file))
+        assert cli.channels == served.channels and cli.data_window == served.data_window
+        assert cli.pixels.dtype == served.pixels.dtype
+        assert np.array_equal(cli.pixels.view(np.uint8), served.pixels.view(np.uint8))  # bit for bit, NaN included
+    layers = read_image(layers_path(cli_path), pixel_type="native")
+    assert layers.channels == ["mask.A", "matte.A", "raw.R", "raw.G", "raw.B", "raw.A"]
+    cli, served = (read_image(f, pixel_type="native") for f in (cli_path, served_path))
+    assert cli.channels == ["R", "G", "B", "A"]
     swap_cli = json.loads(cli.metadata["dfl_vfx:swap"])
     swap_served = json.loads(served.metadata["dfl_vfx:swap"])
     assert swap_cli["settings_hash"] == swap_served["settings_hash"] == replies[2]["result"]["settings_hash"]
     assert swap_cli["settings"] == swap_served["settings"] and swap_cli["settings"]["opacity"] == 0.8
     assert cli.metadata["dfl_vfx:faces"] == served.metadata["dfl_vfx:faces"]
-    mask = cli.pixels[..., cli.channels.index("mask.A")]
+    mask = layers.pixels[..., layers.channels.index("mask.A")]
     assert 0.0 < float(mask.max()) <= 0.8 + 1e-3  # the opacity reached both

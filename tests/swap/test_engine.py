@@ -11,7 +11,7 @@ from dfl_vfx.face.align import get_transform_mat
 from dfl_vfx.face.face_type import FaceType
 from dfl_vfx.io.image import read_image
 from dfl_vfx.merge.merger import MergeSettings
-from dfl_vfx.swap.engine import SwapEngine, SwapSettings, face_record
+from dfl_vfx.swap.engine import FrameResult, SwapEngine, SwapSettings, face_record
 from dfl_vfx.swap.faces import faceset_plans
 from dfl_vfx.swap.header import SwapHeader
 
@@ -28,8 +28,13 @@ def _plate(small_shot: Path):
     return read_image(small_shot / "plate" / f"plate.{FRAME}.exr", pixel_type="native")
 
 
-def _channel(image, name: str) -> np.ndarray:
-    return image.pixels[..., image.channels.index(name)]
+def _channel(result: FrameResult, name: str) -> np.ndarray:
+    """A channel of the delivered frame (R, G, B, A) or a layer's channel over the plate (mask.A, raw.R ...)."""
+    if "." in name:
+        layer, channel = name.split(".")
+        plane = result.planes[layer]
+        return plane if plane.ndim == 2 else plane[..., "RGBA".index(channel)]
+    return result.image.pixels[..., result.image.channels.index(name)]
 
 
 @pytest.fixture()
@@ -43,7 +48,7 @@ def test_identity_swap_reproduces_the_plate_inside_the_face(small_shot, plans, m
     before = plate.pixels.copy()
     result = _engine(runtime).swap_image(plate, plans, FRAME)
     out = result.image
-    mask = _channel(out, "mask.A").astype(np.float32)
+    mask = _channel(result, "mask.A").astype(np.float32)
     inside = mask > 0.999
     assert inside.sum() > 2000  # the face covers a few thousand pixels of the 640x360 plate
     rgb_in = before[..., :3].astype(np.float32)[inside]
@@ -52,10 +57,10 @@ def test_identity_swap_reproduces_the_plate_inside_the_face(small_shot, plans, m
     assert np.median(np.abs(rgb_out - rgb_in) / (np.abs(rgb_in) + 1e-2)) < 0.03
     assert runtime.calls == [len(plans)]
     # raw is premultiplied by its coverage once: unpremultiplied, even its soft edge shows the plate's colours
-    raw_a = _channel(out, "raw.A").astype(np.float32)
+    raw_a = _channel(result, "raw.A").astype(np.float32)
     edge = (raw_a > 0.1) & (raw_a < 0.9)
     assert edge.sum() > 100
-    raw_rgb = out.pixels[..., [out.channels.index(f"raw.{c}") for c in "RGB"]].astype(np.float32)[edge]
+    raw_rgb = result.planes["raw"][..., :3].astype(np.float32)[edge]
     unpremultiplied = raw_rgb / raw_a[edge][:, None]
     plate_rgb = before[..., :3].astype(np.float32)[edge]
     assert np.median(np.abs(unpremultiplied - plate_rgb) / (np.abs(plate_rgb) + 1e-2)) < 0.1
@@ -65,9 +70,10 @@ def test_pixels_outside_the_mask_are_bit_identical_in_half(small_shot, plans, ma
     plate = _plate(small_shot)
     assert plate.pixels.dtype == np.float16
     before = plate.pixels.copy()
-    out = _engine(make_echo(64), blur=40.0).swap_image(plate, plans, FRAME).image
-    assert out.pixels.dtype == np.float16
-    mask = _channel(out, "mask.A").astype(np.float32)
+    result = _engine(make_echo(64), blur=40.0).swap_image(plate, plans, FRAME)
+    out = result.image
+    assert out.pixels.dtype == np.float16 and result.layers.pixels.dtype == np.float16
+    mask = _channel(result, "mask.A").astype(np.float32)
     outside = mask == 0
     assert 0.5 < outside.mean() < 0.999
     rgba = [out.channels.index(c) for c in "RGBA"]
@@ -92,16 +98,27 @@ def test_layers_windows_metadata_and_header(small_shot, plans, make_echo) -> Non
     plate = _plate(small_shot)
     plate.metadata["studio:shot"] = "sh010"
     result = _engine(make_echo(64)).swap_image(plate, plans, FRAME)
-    out = result.image
-    assert out.channels[:4] == ["R", "G", "B", "A"]
-    assert set(out.channels[4:]) == {"mask.A", "face.R", "face.G", "face.B", "face.A", "raw.R", "raw.G", "raw.B",
-                                     "raw.A"}
+    out, layers = result.image, result.layers
+    assert out.channels == ["R", "G", "B", "A"]  # the delivered frame holds the plate's channels only
+    assert layers.channels == ["face.R", "face.G", "face.B", "face.A", "mask.A", "raw.R", "raw.G", "raw.B", "raw.A"]
     assert out.data_window == plate.data_window and out.display_window == plate.display_window
-    assert out.metadata["studio:shot"] == "sh010"
-    mask = _channel(out, "mask.A").astype(np.float32)
-    face_a = _channel(out, "face.A").astype(np.float32)
+    assert layers.display_window == plate.display_window
+    assert out.metadata["studio:shot"] == "sh010" and out.metadata["compression"] == "zip"  # the plate's
+    assert layers.metadata == {k: v for k, v in out.metadata.items() if k != "compression"}  # the writer sets it
+    # the layers file covers the faces' boxes: everything outside it is 0 in the plate-sized layers
+    x0, y0, x1, y1 = result.faces[0].bbox
+    assert (layers.data_window.x, layers.data_window.y, layers.data_window.right, layers.data_window.bottom) == \
+        (x0, y0, x1, y1)
+    ox, oy = out.data_window.x, out.data_window.y
+    outside = np.ones(out.pixels.shape[:2], bool)
+    outside[y0 - oy:y1 - oy, x0 - ox:x1 - ox] = False
+    for plane in result.planes.values():
+        assert not plane[outside].any() and plane[~outside].any()
+    np.testing.assert_array_equal(layers.pixels[..., 4], result.planes["mask"][y0 - oy:y1 - oy, x0 - ox:x1 - ox])
+    mask = _channel(result, "mask.A").astype(np.float32)
+    face_a = _channel(result, "face.A").astype(np.float32)
     np.testing.assert_allclose(face_a, mask, atol=2e-3)  # face is premultiplied by the final matte
-    raw_a = _channel(out, "raw.A").astype(np.float32)
+    raw_a = _channel(result, "raw.A").astype(np.float32)
     assert raw_a.max() > 0.99 and (raw_a > 0).sum() >= (mask > 0).sum()
     header = SwapHeader.from_metadata(out.metadata, "out.exr")
     assert header.faces == [face_record(face) for face in result.faces] and len(header.faces) == len(plans)
@@ -116,9 +133,14 @@ def test_layers_windows_metadata_and_header(small_shot, plans, make_echo) -> Non
 def test_a_frame_without_faces_passes_through(small_shot, make_echo) -> None:
     plate = _plate(small_shot)
     before = plate.pixels.copy()
-    out = _engine(make_echo(64)).swap_image(plate, [], FRAME).image
+    result = _engine(make_echo(64)).swap_image(plate, [], FRAME)
+    out = result.image
     assert np.array_equal(out.pixels[..., :4].view(np.uint16), before[..., :4].view(np.uint16))
-    assert not _channel(out, "mask.A").any()
+    assert not _channel(result, "mask.A").any()
+    # the layers file of a frame without a face: one zero pixel at the display window's origin
+    window = result.layers.data_window
+    assert (window.x, window.y, window.width, window.height) == (plate.display_window.x, plate.display_window.y, 1, 1)
+    assert not result.layers.pixels.any()
     assert SwapHeader.from_metadata(out.metadata).faces == []
 
 
@@ -126,7 +148,7 @@ def test_erode_shrinks_and_negative_erode_grows_the_matte(small_shot, plans, mak
     areas = {}
     for erode in (-100, 0, 100):
         out = _engine(make_echo(64), mask_mode="hull", erode=float(erode)).swap_image(_plate(small_shot), plans, FRAME)
-        areas[erode] = float((_channel(out.image, "mask.A").astype(np.float32) > 0.5).sum())
+        areas[erode] = float((_channel(out, "mask.A").astype(np.float32) > 0.5).sum())
     assert areas[-100] > areas[0] * 1.05 and areas[100] < areas[0] * 0.95
 
 
@@ -135,7 +157,7 @@ def test_an_opaque_plate_without_alpha_gets_one(small_shot, plans, make_echo) ->
     keep = [plate.channels.index(c) for c in "RGB"]
     plate.pixels = np.ascontiguousarray(plate.pixels[..., keep])
     plate.channels, plate.channel_formats = ["R", "G", "B"], ["half"] * 3
-    out = _engine(make_echo(64)).swap_image(plate, plans, FRAME).image
+    out = _engine(make_echo(64)).swap_image(plate, plans, FRAME)
     alpha = _channel(out, "A").astype(np.float32)
     assert alpha.min() == 1.0
 
@@ -162,17 +184,19 @@ def test_cuda_merge_matches_the_cpu_merge(small_shot, plans, make_echo) -> None:
         settings = SwapSettings(model="echo.onnx", merge=MergeSettings(color_transfer="none", blur=30, erode=10),
                                 layers=("rgba", "mask", "face", "raw"), merge_backend=backend)
         outputs[backend] = SwapEngine(settings, runtime=make_echo(128)).swap_image(_plate(small_shot), plans, FRAME)
-    cpu, gpu = (outputs[b].image for b in ("native", "cuda"))
-    assert cpu.channels == gpu.channels
-    diff = np.abs(cpu.pixels.astype(np.float32) - gpu.pixels.astype(np.float32))
-    assert np.nanmax(diff) <= 2e-3  # half rounding of the same float math (contract: 2e-5 before rounding)
+    for image in ("image", "layers"):
+        cpu, gpu = (getattr(outputs[b], image) for b in ("native", "cuda"))
+        assert cpu.channels == gpu.channels and cpu.data_window == gpu.data_window
+        diff = np.abs(cpu.pixels.astype(np.float32) - gpu.pixels.astype(np.float32))
+        assert np.nanmax(diff) <= 2e-3  # half rounding of the same float math (contract: 2e-5 before rounding)
 
 
 def test_motion_blur_follows_the_landmark_motion(small_shot, plans, make_echo) -> None:
     moving = [dataclasses.replace(plan, motion=np.array([12.0, 0.0])) for plan in plans]
-    still = _engine(make_echo(128), motion_blur=100).swap_image(_plate(small_shot), plans, FRAME).image
+    still_result = _engine(make_echo(128), motion_blur=100).swap_image(_plate(small_shot), plans, FRAME)
+    still = still_result.image
     blurred = _engine(make_echo(128), motion_blur=100).swap_image(_plate(small_shot), moving, FRAME).image
-    mask = _channel(still, "mask.A").astype(np.float32) > 0.99
+    mask = _channel(still_result, "mask.A").astype(np.float32) > 0.99
     rgb_still = still.pixels[..., 1].astype(np.float32)[mask]
     rgb_blur = blurred.pixels[..., 1].astype(np.float32)[mask]
     assert np.abs(rgb_blur - rgb_still).mean() > 1e-3  # the face was smeared along x
@@ -187,12 +211,15 @@ def test_motion_blur_follows_the_landmark_motion(small_shot, plans, make_echo) -
 def test_two_faces_go_through_one_batch_and_one_matte(small_shot, plans, make_echo) -> None:
     runtime = make_echo(64)
     second = dataclasses.replace(plans[0], landmarks=plans[0].landmarks + (-200.0, 0.0), index=1, track_id=7)
-    out = _engine(runtime, mask_mode="hull").swap_image(_plate(small_shot), [plans[0], second], FRAME).image
+    result = _engine(runtime, mask_mode="hull").swap_image(_plate(small_shot), [plans[0], second], FRAME)
+    out = result.image
     assert runtime.calls == [2]
     faces = SwapHeader.from_metadata(out.metadata).faces
     assert [f.track_id for f in faces] == [plans[0].track_id, 7]
-    mask = _channel(out, "mask.A").astype(np.float32)
+    mask = _channel(result, "mask.A").astype(np.float32)
     ox, oy = out.data_window.x, out.data_window.y
+    window = result.layers.data_window  # the layers file spans both faces' boxes
+    assert (window.x, window.right) == (min(f.bbox[0] for f in faces), max(f.bbox[2] for f in faces))
     for face in faces:
         x0, y0, x1, y1 = face.bbox
         assert mask[y0 - oy:y1 - oy, x0 - ox:x1 - ox].max() > 0.99  # both faces are in the one matte
@@ -200,15 +227,15 @@ def test_two_faces_go_through_one_batch_and_one_matte(small_shot, plans, make_ec
 
 def test_channels_in_any_order_and_extra_channels_pass_through(small_shot, plans, make_echo) -> None:
     plate = _plate(small_shot)
-    expected = _engine(make_echo(64)).swap_image(_plate(small_shot), plans, FRAME).image
+    expected = _engine(make_echo(64)).swap_image(_plate(small_shot), plans, FRAME)
     depth = np.full(plate.pixels.shape[:2] + (1,), 42.5, np.float16)
     order = [plate.channels.index(c) for c in "ABGR"]
     plate.pixels = np.ascontiguousarray(np.concatenate([depth, plate.pixels[..., order]], axis=2))
     plate.channels = ["Z", "A", "B", "G", "R"]
     plate.channel_formats = ["half"] * 5
-    out = _engine(make_echo(64)).swap_image(plate, plans, FRAME).image
-    assert out.channels[:5] == ["Z", "A", "B", "G", "R"]
-    assert np.all(out.pixels[..., 0] == np.float16(42.5))
+    out = _engine(make_echo(64)).swap_image(plate, plans, FRAME)
+    assert out.image.channels == ["Z", "A", "B", "G", "R"]
+    assert np.all(out.image.pixels[..., 0] == np.float16(42.5))
     for c in "RGBA":
         assert np.array_equal(_channel(out, c).view(np.uint16), _channel(expected, c).view(np.uint16))
 

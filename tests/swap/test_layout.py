@@ -47,7 +47,8 @@ def test_display_window_mode_is_the_display_window() -> None:
 
 
 def test_channels_keep_the_companion_order() -> None:
-    assert layer_channels(["raw", "rgba", "mask"]) == ["mask.A", "raw.R", "raw.G", "raw.B", "raw.A"]
+    assert layer_channels(["raw", "rgba", "face", "mask"]) == ["face.R", "face.G", "face.B", "face.A", "mask.A",
+                                                              "raw.R", "raw.G", "raw.B", "raw.A"]
     with pytest.raises(DflError, match="unknown layer 'depth'"):
         layer_channels(["depth"])
 

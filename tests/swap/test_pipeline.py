@@ -11,6 +11,7 @@ from dfl_vfx.errors import DflError
 from dfl_vfx.io.image import read_header, read_image
 from dfl_vfx.merge.merger import MergeSettings
 from dfl_vfx.swap.engine import SWAP_ATTRIBUTE, SwapSettings
+from dfl_vfx.swap.layout import layers_path, read_layers
 from dfl_vfx.swap.pipeline import SUMMARY_FILE, swap_shot
 
 
@@ -30,7 +31,8 @@ def test_swap_a_chunk_then_rerun_skips_it(small_shot, facesets, swap_model, tmp_
     image = read_image(out / "plate.1002.exr")
     source = read_header(small_shot / "plate" / "plate.1002.exr")
     assert image.data_window == source.data_window and image.display_window == source.display_window
-    assert "mask.A" in image.channels and image.pixels[..., image.channels.index("mask.A")].max() > 0.9
+    assert image.channels == ["R", "G", "B", "A"] and read_layers(out / "plate.1002.exr", ["mask"])["mask"].max() > 0.9
+    assert sorted(p.name for p in (out / "layers").glob("*.exr")) == files  # each frame's layers file
     saved = json.loads((out / "swap_summary.1001-1003.json").read_text())  # a --frames chunk has its own
     assert saved["frames"]["done"] == [1001, 1002, 1003] and saved["timing"]["wall_s"] > 0
     assert saved["status"] == "complete" and saved["chunk"] == "1001-1003"
@@ -39,6 +41,12 @@ def test_swap_a_chunk_then_rerun_skips_it(small_shot, facesets, swap_model, tmp_
     again = swap_shot(plate, str(out), _settings(swap_model[1]), frames="1001-1004", faceset=str(facesets[1]),
                       progress=False)
     assert again.skipped == [1001, 1002, 1003] and again.done == [1004]
+    layers_path(out / "plate.1003.exr").unlink()  # a frame whose layers file is gone is redone
+    (out / "layers" / "plate.1002.exr").write_bytes(b"truncated")  # and one whose layers file is broken
+    redo = swap_shot(plate, str(out), _settings(swap_model[1]), frames="1001-1004", faceset=str(facesets[1]),
+                     progress=False)
+    assert redo.skipped == [1001, 1004] and redo.done == [1002, 1003]
+    assert read_layers(out / "plate.1002.exr", ["mask"])["mask"].max() > 0.9
     changed = swap_shot(plate, str(out), _settings(swap_model[1], erode=30), frames="1001", faceset=str(facesets[1]),
                         progress=False)
     assert changed.done == [1001] and not changed.skipped  # new settings: the frame is redone

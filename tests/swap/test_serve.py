@@ -84,7 +84,9 @@ def test_stdio_swaps_frames_with_settings_by_schema_name_and_keeps_one_model(pla
     assert replies[1]["result"]["output_root"] == str(root.resolve()) and root.is_dir()
     assert replies[2]["result"]["faces"] == 1 and replies[3]["result"]["faces"] == 1
     assert replies[2]["result"]["out"] == str(root.resolve() / "a" / "a.exr")  # relative to the root
-    assert read_header(root / "a" / "a.exr").channels == ["R", "G", "B", "A", "mask.A"]
+    assert read_header(root / "a" / "a.exr").channels == ["R", "G", "B", "A"]
+    assert read_header(root / "a" / "layers" / "a.exr").channels == ["mask.A"]
+    assert replies[2]["result"]["layers"] == str(root.resolve() / "a" / "layers" / "a.exr")
     header = json.loads(read_header(root / "b.exr").metadata["dfl_vfx:swap"])
     assert header["settings"]["blur"] == 40 and header["settings_hash"] == replies[3]["result"]["settings_hash"]
     assert replies[4]["error"]["code"] == INVALID_SETTING
@@ -413,7 +415,13 @@ def test_inspect_reads_a_swapped_frame_header(plate, model, facesets, tmp_path: 
     ])
     replies |= inspected
     inspected = replies[2]["result"]
-    assert inspected["swapped"] is True and inspected["channels"][:4] == ["R", "G", "B", "A"]
+    assert inspected["swapped"] is True and inspected["channels"] == ["R", "G", "B", "A"]
+    layers = inspected["layers"]  # the default layers: mask and face, cut to the face's box
+    assert layers["path"] == str(tmp_path / "layers" / "s.exr")
+    assert layers["channels"] == ["face.R", "face.G", "face.B", "face.A", "mask.A"]
+    x0, y0, x1, y1 = inspected["attributes"]["dfl_vfx:faces"][0]["bbox"]
+    assert layers["data_window"] == [x0, y0, x1 - x0, y1 - y0]
+    assert layers["display_window"] == inspected["display_window"]
     swap = inspected["attributes"]["dfl_vfx:swap"]
     assert swap["settings"]["blur"] == 33 and swap["settings_hash"] == replies[1]["result"]["settings_hash"]
     faces = inspected["attributes"]["dfl_vfx:faces"]
