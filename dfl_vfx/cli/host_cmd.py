@@ -16,6 +16,8 @@ examples:
   dfl-vfx host install nuke --dest ~/.nuke --engine /opt/dfl_vfx/.venv/bin/dfl-vfx
   dfl-vfx host script nuke build/demo/comp.nk --plate build/demo/plate/plate.####.exr \
       --model build/demo/model.onnx --frames 1001-1048
+  dfl-vfx host matrices shot/dst_faces --model shot/model.pt --plate shot/plate.####.exr --frames 1001-1048
+      (what DFLSwapNative's Bake alignment runs: per-frame face matrices and Nuke corner pins as JSON)
 """
 
 

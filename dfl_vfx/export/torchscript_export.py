@@ -181,7 +181,8 @@ class TorchScriptInfo:
     def to_dict(self) -> dict[str, Any]:
         return {"format": "dfl_vfx.torchscript", "dfl_vfx_version": dfl_vfx.__version__,
                 "resolution": self.resolution, "face_type": self.face_type, "archi": self.archi,
-                "iterations": self.iterations, "input": f"linear {self.plate_space}, 1xCxHxW, C >= 3",
+                "iterations": self.iterations, "torch_version": torch.__version__,
+                "input": f"linear {self.plate_space}, 1xCxHxW, C >= 3",
                 "output": "1x4xHxW: face RGB (linear) and mask", "working_space": WORKING_COLOR_SPACE,
                 "channels_in": list(CHANNELS_IN), "channels_out": list(CHANNELS_OUT), "output_scale": 1}
 

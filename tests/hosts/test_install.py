@@ -19,8 +19,9 @@ def test_install_copies_the_plugin_and_the_client_and_records_the_engine(tmp_pat
                                                                        capsys: pytest.CaptureFixture) -> None:
     assert main(["host", "install", "nuke", "--dest", str(tmp_path / "plugins")]) == 0
     target = tmp_path / "plugins" / PLUGIN_NAME
-    for name in ("init.py", "menu.py", "gizmos/DFLSwap.gizmo", "gizmos/DFLMask.gizmo", "dfl_nuke/swap_node.py",
-                 "dfl_host/client.py"):
+    for name in ("init.py", "menu.py", "gizmos/DFLSwap.gizmo", "gizmos/DFLMask.gizmo", "gizmos/DFLSwapNative.gizmo",
+                 "gizmos/DFLExtract.gizmo", "dfl_nuke/swap_node.py", "dfl_nuke/native.py", "dfl_nuke/extract.py",
+                 "dfl_nuke/inputs.py", "dfl_host/client.py"):
         assert (target / name).read_bytes() == (REPO / ("nuke" if not name.startswith("dfl_host") else "")
                                                 / name).read_bytes(), name
     assert not list(target.rglob("__pycache__"))

@@ -14,11 +14,13 @@ ENGINE = str(Path(sys.executable).with_name("dfl-vfx"))
 SCRIPT = """
 import json, sys, types
 sys.modules["nuke"] = types.ModuleType("nuke")  # only the names used at import time: none
-import dfl_nuke.swap_node
+import dfl_nuke.swap_node, dfl_nuke.native, dfl_nuke.extract, dfl_nuke.inputs
 from dfl_host import read_schema
 from dfl_nuke.bake import frame_list, knob_settings, plate_pattern
 settings = knob_settings(read_schema(sys.argv[1]), {"blur": 3, "face_type": "default", "device": "a b"})
 print(json.dumps({"version": list(sys.version_info[:2]), "settings": settings,
+                  "curve": dfl_nuke.native.curve([(1, 0.5), (2, -3.0)]),
+                  "limit": dfl_nuke.extract.time_limit_s("25m"),
                   "frames": frame_list([3, 1, 2, 7]), "plate": plate_pattern("p.%04d.exr")}))
 """
 
@@ -32,3 +34,4 @@ def test_dfl_nuke_runs_in_python_39(python39: str) -> None:
     assert report["settings"]["blur"] == 3.0 and report["settings"]["device"] == "a b"
     assert "face_type" not in report["settings"]
     assert report["frames"] == "1-3,7" and report["plate"] == "p.####.exr"
+    assert report["curve"] == "{curve x1 0.5 x2 -3}" and report["limit"] == 1500
