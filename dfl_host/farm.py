@@ -42,7 +42,8 @@ SUBMIT_TIMEOUT_S = 600.0
 # ``dfl-vfx farm submit`` options that override the shot file: name -> flag (a list value repeats the flag)
 OVERRIDES = {"frames": "--frames", "output": "--output", "work_dir": "--work-dir", "chunk_size": "--chunk-size",
              "priority": "--priority", "pools": "--pool", "group": "--group", "gpus": "--gpus",
-             "gpu_memory_gb": "--gpu-memory-gb", "nodes": "--nodes", "train_task_time": "--train-task-time",
+             "gpu_memory_gb": "--gpu-memory-gb", "nodes": "--nodes", "show": "--show",
+             "train_task_time": "--train-task-time",
              "train_tasks": "--train-tasks", "iterations": "--iterations"}
 _ERROR_PREFIX = re.compile(r"^dfl-vfx \S+: error: ")
 _JOB_ID = re.compile(r"(?:JobID=|Job ID: )(\S+)")

@@ -10,6 +10,7 @@ EPILOG = """\
 engines:
   openjd          an Open Job Description template; without --dry-run it runs here with `openjd run`
   deadline-cloud  a Deadline Cloud job bundle; submitted with `deadline bundle submit` (needs the deadline CLI)
+  opencue         an OpenCue job spec (pyoutline); launched on the Cuebot of CUEBOT_HOSTS / opencue.yaml
   deadline10      Deadline 10 job and plugin info files; submitted with `deadlinecommand -SubmitJob`
 
 Every task exits 0 on success, 2 on bad input (permanent: do not retry) and anything else on a retryable
@@ -25,9 +26,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     from dfl_vfx.farm.engines import ENGINES
 
     p = sub.add_parser(name, help="submit a shot to a render farm (Open Job Description, Deadline Cloud, "
-                                  "Deadline 10)",
+                                  "OpenCue, Deadline 10)",
                        description="Turn a shot file into a farm job: extract, train in time-boxed tasks, export, "
-                                   "swap in chunks (docs/farm.md).",
+                                   "swap in chunks, render the comp (docs/farm.md).",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = p.add_subparsers(dest="farm_action", metavar="ACTION", required=True)
     s = actions.add_parser("submit", help="build the job and submit it (or write it with --dry-run)",

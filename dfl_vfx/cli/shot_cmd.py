@@ -32,6 +32,8 @@ def add_shot_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--group", help="farm group ([farm] group)")
     g.add_argument("--gpus", type=int, help="GPUs per training task, 0 for CPU ([farm] gpus)")
     g.add_argument("--gpu-memory-gb", type=int, help="GPU memory each GPU task needs ([farm] gpu_memory_gb)")
+    g.add_argument("--nodes", type=int, help="machines each training task runs on ([farm] nodes)")
+    g.add_argument("--show", help="OpenCue show to file the job under ([farm] show)")
     g.add_argument("--train-task-time", help="training time per task, e.g. 2h ([farm] train_task_time)")
     g.add_argument("--train-tasks", type=int, help="training tasks in the chain ([farm] train_tasks)")
     g.add_argument("--iterations", type=int, help="iteration target of training ([farm] iterations)")
@@ -43,6 +45,7 @@ def shot_overrides(args: argparse.Namespace) -> dict[str, Any]:
     names = {"frames": "shot.frames", "output": "shot.output", "work_dir": "shot.work_dir",
              "chunk_size": "farm.chunk_size", "priority": "farm.priority", "pools": "farm.pools",
              "group": "farm.group", "gpus": "farm.gpus", "gpu_memory_gb": "farm.gpu_memory_gb",
+             "nodes": "farm.nodes", "show": "farm.show",
              "train_task_time": "farm.train_task_time", "train_tasks": "farm.train_tasks",
              "iterations": "farm.iterations"}
     return {dotted: getattr(args, attr) for attr, dotted in names.items() if getattr(args, attr) is not None}

@@ -1,10 +1,13 @@
-"""The Deadline 10 backend: a job info and a plugin info file per step (the CommandLine plugin), and a submit plan.
+"""The Deadline 10 backend: a job info and a plugin info file per step, and a submit plan.
 
-Deadline 10 jobs have one plugin each, so every step is its own job in one batch (``BatchName``); a step's
-dependencies are ``JobDependencies`` naming the IDs ``deadlinecommand -SubmitJob`` printed for earlier steps
-(written as ``{Step}`` placeholders and filled in at submission). The swap step is one job over the frame range
-with ``ChunkSize``; its arguments get ``<STARTFRAME>-<ENDFRAME>``. Deadline 10 cannot require GPUs on a job: GPU
-steps go to ``farm.group``, which must name a group of machines with such GPUs.
+Deadline 10 jobs have one plugin each, so every step is its own job in one batch (``BatchName``): the CommandLine
+plugin for engine steps and a Blender comp, the Nuke plugin for a Nuke comp. A step's dependencies are
+``JobDependencies`` naming the IDs ``deadlinecommand -SubmitJob`` printed for earlier steps (written as ``{Step}``
+placeholders and filled in at submission); the comp is ``IsFrameDependent`` on the swap, so a comp chunk starts
+when its swap chunk is done. The swap step is one job over the frame range with ``ChunkSize``; its arguments get
+``<STARTFRAME>-<ENDFRAME>``. A multi-node training step is a job of one task per node (frames ``0-N-1``,
+``MachineLimit=N``; the node rank is ``<STARTFRAME>``). Deadline 10 cannot require GPUs on a job: GPU steps go to
+``farm.group``, which must name a group of machines with such GPUs.
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ import subprocess
 from pathlib import Path
 
 from dfl_vfx.errors import DflError
-from dfl_vfx.farm.job import FRAMES, Job, Step
+from dfl_vfx.farm.job import FIRST, FRAMES, LAST, NODE_RANK, Job, Step
 from dfl_vfx.io.atomic import write_text_atomic
 from dfl_vfx.io.sequence import format_frames
 
 PLAN = "submit_plan.json"
+TOKENS = {FRAMES: "<STARTFRAME>-<ENDFRAME>", FIRST: "<STARTFRAME>", LAST: "<ENDFRAME>", NODE_RANK: "<STARTFRAME>"}
 
 
 def check(job: Job) -> None:
@@ -32,6 +36,10 @@ def check(job: Job) -> None:
             raise DflError(f"shot.frames {format_frames(list(step.frames))}: Deadline 10 runs a chunk as "
                            "<STARTFRAME>-<ENDFRAME>, which would swap the frames between; give one whole range or "
                            "farm.chunk_size = 1")
+    for step in job.steps:
+        if step.comp is not None and step.comp.app == "nuke" and not step.comp.version:
+            raise DflError("comp.version: Deadline 10's Nuke plugin runs a Nuke version by number; set it in "
+                           "[comp], e.g. version = \"15.1\"")
     gpu_steps = [step.name for step in job.steps if step.gpus or step.gpu_memory_gb]
     if gpu_steps and not job.group:
         raise DflError(f"farm.gpus: Deadline 10 cannot require GPUs on a job ({', '.join(gpu_steps)}); set "
@@ -42,11 +50,17 @@ def _file_stem(index: int, step: Step) -> str:
     return f"{index:02d}_{step.name}"
 
 
+def _nuke(step: Step) -> bool:
+    return step.comp is not None and step.comp.app == "nuke"
+
+
 def job_info(job: Job, step: Step) -> str:
     """The job info file of ``step``."""
-    lines = ["Plugin=CommandLine", f"Name={job.name} {step.name}", f"BatchName={job.name}",
-             f"Comment={step.description}", f"Priority={job.priority}"]
-    if step.chunks:
+    lines = [f"Plugin={'Nuke' if _nuke(step) else 'CommandLine'}", f"Name={job.name} {step.name}",
+             f"BatchName={job.name}", f"Comment={step.description}", f"Priority={job.priority}"]
+    if step.nodes > 1:
+        lines += [f"Frames=0-{step.nodes - 1}", "ChunkSize=1", f"MachineLimit={step.nodes}"]
+    elif step.chunks:
         lines += [f"Frames={format_frames(list(step.frames))}", f"ChunkSize={step.chunk_size}"]
     else:
         lines += ["Frames=0", "ChunkSize=1"]
@@ -60,12 +74,25 @@ def job_info(job: Job, step: Step) -> str:
         lines.append(f"TaskTimeoutMinutes={-(-step.timeout_s // 60)}")
     if step.depends_on:
         lines.append("JobDependencies=" + ",".join("{" + name + "}" for name in step.depends_on))
+        if step.frame_dependent:
+            lines.append("IsFrameDependent=true")
     return "\n".join(lines) + "\n"
 
 
+def _tokens(arg: str) -> str:
+    for token, deadline in TOKENS.items():
+        arg = arg.replace(token, deadline)
+    return arg
+
+
 def plugin_info(step: Step) -> str:
-    """The CommandLine plugin info file of ``step``."""
-    args = [arg.replace(FRAMES, "<STARTFRAME>-<ENDFRAME>") for arg in step.command[1:]]
+    """The plugin info file of ``step``: the Nuke plugin's for a Nuke comp, else the CommandLine plugin's."""
+    if step.comp is not None and _nuke(step):
+        lines = [f"SceneFile={step.comp.scene}", f"Version={step.comp.version}", "NukeX=False", "UseGpu=False"]
+        if step.comp.write:
+            lines.append(f"WriteNode={step.comp.write}")
+        return "\n".join(lines) + "\n"
+    args = [_tokens(arg) for arg in step.command[1:]]
     return f"Executable={step.command[0]}\nArguments={shlex.join(args)}\nShell=default\nShellExecute=False\n"
 
 

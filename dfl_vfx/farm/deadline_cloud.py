@@ -38,7 +38,8 @@ def write(job: Job, out_dir: Path) -> list[Path]:
     written = openjd.write(job, out_dir)
     values = {"parameterValues": [{"name": "deadline:priority", "value": job.priority}]}
     assets = {"assetReferences": {
-        "inputs": {"directories": sorted(str(path) for path in job.inputs), "filenames": []},
+        "inputs": {"directories": sorted(str(path) for path in job.inputs if not path.is_file()),
+                   "filenames": sorted(str(path) for path in job.inputs if path.is_file())},
         "outputs": {"directories": sorted(str(path) for path in job.outputs)},
         "referencedPaths": []}}
     for name, document in ((PARAMETER_VALUES, values), (ASSET_REFERENCES, assets)):

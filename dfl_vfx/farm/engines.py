@@ -11,6 +11,7 @@ from types import ModuleType
 ENGINES: dict[str, str] = {
     "openjd": "dfl_vfx.farm.openjd",
     "deadline-cloud": "dfl_vfx.farm.deadline_cloud",
+    "opencue": "dfl_vfx.farm.opencue",
     "deadline10": "dfl_vfx.farm.deadline10",
 }
 

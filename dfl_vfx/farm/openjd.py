@@ -1,9 +1,13 @@
 """The Open Job Description backend: a job template (``jobtemplate-2023-09``) written as JSON.
 
-One OpenJD step per job step; a chunked step gets a STRING task parameter ``Frames`` holding its chunks; GPU steps
-get ``hostRequirements`` amounts (``amount.worker.gpu``, ``amount.worker.gpu.memory`` in MiB). The template runs
-locally with ``openjd run`` and is the heart of a Deadline Cloud job bundle (:mod:`dfl_vfx.farm.deadline_cloud`).
-Priority and pools are not part of an OpenJD template: the queue they are submitted to decides them.
+One OpenJD step per job step; a chunked step gets a STRING task parameter ``Frames`` holding its chunks (and INT
+``First`` / ``Last``, combined with it, when its command needs the bounds: a Blender render); a multi-node
+training step gets an INT task parameter ``NodeRank`` (one task per node; they must run at once, and meet through
+the shared work folder, see :mod:`trainer.distributed`); GPU steps get ``hostRequirements`` amounts
+(``amount.worker.gpu``, ``amount.worker.gpu.memory`` in MiB). OpenJD dependencies are whole steps: the comp waits
+for the whole swap. The template runs locally with ``openjd run`` and is the heart of a Deadline Cloud job bundle
+(:mod:`dfl_vfx.farm.deadline_cloud`). Priority and pools are not part of an OpenJD template: the queue they are
+submitted to decides them.
 """
 
 from __future__ import annotations
@@ -16,19 +20,43 @@ from pathlib import Path
 from typing import Any
 
 from dfl_vfx.errors import DflError
-from dfl_vfx.farm.job import FRAMES, Job, Step
+from dfl_vfx.farm.job import FIRST, FRAMES, LAST, NODE_RANK, Job, Step, chunk_bounds
 from dfl_vfx.io.atomic import write_text_atomic
 
 SPECIFICATION = "jobtemplate-2023-09"
 TEMPLATE_NAME = "template.json"
 FRAMES_PARAMETER = "Frames"
+TOKENS = {FRAMES: "{{Task.Param.Frames}}", FIRST: "{{Task.Param.First}}", LAST: "{{Task.Param.Last}}",
+          NODE_RANK: "{{Task.Param.NodeRank}}"}
 
 
 def _arg(value: str, step: Step) -> str:
     if "{{" in value:
         raise DflError(f"step {step.name}: argument {value!r} holds '{{{{', which Open Job Description reads as a "
                        "format string; rename the path")
-    return value.replace(FRAMES, "{{Task.Param." + FRAMES_PARAMETER + "}}")
+    for token, expression in TOKENS.items():
+        value = value.replace(token, expression)
+    return value
+
+
+def parameter_space(step: Step) -> dict[str, Any] | None:
+    """The task parameters: node ranks, or the chunks (with their bounds where the command uses them)."""
+    if step.nodes > 1:
+        return {"taskParameterDefinitions": [{"name": "NodeRank", "type": "INT", "range": f"0-{step.nodes - 1}"}]}
+    if not step.chunks:
+        return None
+    joined = " ".join(step.command)
+    definitions: list[dict[str, Any]] = []
+    if FRAMES in joined:
+        definitions.append({"name": FRAMES_PARAMETER, "type": "STRING", "range": list(step.chunks)})
+    bounds = [chunk_bounds(chunk) for chunk in step.chunks]
+    for index, (token, name) in enumerate(((FIRST, "First"), (LAST, "Last"))):
+        if token in joined:
+            definitions.append({"name": name, "type": "INT", "range": [int(pair[index]) for pair in bounds]})
+    space: dict[str, Any] = {"taskParameterDefinitions": definitions}
+    if len(definitions) > 1:  # the n-th chunk with the n-th bounds, not every combination
+        space["combination"] = "(" + ", ".join(entry["name"] for entry in definitions) + ")"
+    return space
 
 
 def step_template(step: Step) -> dict[str, Any]:
@@ -39,9 +67,9 @@ def step_template(step: Step) -> dict[str, Any]:
         on_run["timeout"] = step.timeout_s
     entry: dict[str, Any] = {"name": step.name, "description": step.description,
                              "script": {"actions": {"onRun": on_run}}}
-    if step.chunks:
-        entry["parameterSpace"] = {"taskParameterDefinitions": [
-            {"name": FRAMES_PARAMETER, "type": "STRING", "range": list(step.chunks)}]}
+    space = parameter_space(step)
+    if space is not None:
+        entry["parameterSpace"] = space
     if step.depends_on:
         entry["dependencies"] = [{"dependsOn": name} for name in step.depends_on]
     amounts = []

@@ -1,8 +1,9 @@
 """The shot file: one TOML file per shot that the farm commands read, checked before anything is submitted.
 
-Tables: ``[shot]`` (name, plate, frames, output, work_dir), ``[source]`` (a ``faceset`` or ``footage`` to
-extract), ``[extract]`` (extract options), ``[model]`` (``reuse`` a trained model folder, or ``options`` for a new
-one), ``[merge]`` (swap settings by schema name) and ``[farm]`` (pools, GPUs, chunks, priority, training budget).
+Tables: ``[shot]`` (name, plate, frames, output, work_dir, faces), ``[source]`` (a ``faceset`` or ``footage`` to
+extract), ``[extract]`` (extract options), ``[model]`` (``reuse`` a trained model folder or exported file, or
+``options`` for a new one), ``[merge]`` (swap settings by schema name), ``[farm]`` (pools, GPUs, nodes, chunks,
+priority, training budget) and ``[comp]`` (an optional Nuke or Blender render after the swap).
 Relative paths are relative to the shot file. Every error is one line naming the file and the key.
 """
 
@@ -22,6 +23,7 @@ from dfl_vfx.schema import SettingError, validate_settings
 EXTRACT_KEYS = ("face_type", "size", "smooth", "detector", "select", "min_face", "colorspace", "source_colorspace",
                 "jobs")
 _DURATION = re.compile(r"^\d+(\.\d+)?[smhd]$")
+MODEL_FILES = (".onnx", ".dfm")  # exported models the swap reads directly (no export step)
 
 
 @dataclass(frozen=True)
@@ -34,9 +36,22 @@ class FarmSettings:
     chunk_size: int = 10
     gpus: int = 1
     gpu_memory_gb: int = 0  # 0: no requirement
+    nodes: int = 1  # machines one training task runs on (each with `gpus` GPUs)
     train_task_time: str = "1h"
     train_tasks: int = 4
     iterations: int = 100_000
+    show: str = ""  # OpenCue's show (default: $SHOW)
+
+
+@dataclass(frozen=True)
+class Comp:
+    """The comp render after the swap: a Nuke script (and its Write node) or a Blender file."""
+
+    app: str  # "nuke" or "blender"
+    scene: Path
+    write: str = ""  # Nuke: the Write node to render (empty: every Write)
+    exe: str = ""  # the nuke / blender the workers run (empty: `nuke` / `blender` on their PATH)
+    version: str = ""  # Nuke: the version Deadline 10's Nuke plugin runs (e.g. 15.1)
 
 
 @dataclass(frozen=True)
@@ -56,6 +71,8 @@ class Shot:
     model_options: dict[str, Any] = field(default_factory=dict)
     merge: dict[str, Any] = field(default_factory=dict)
     farm: FarmSettings = field(default_factory=FarmSettings)
+    faces: Path | None = None  # the plate's faceset, extracted before: no ExtractPlate step
+    comp: Comp | None = None
 
     @property
     def first(self) -> int:
@@ -67,7 +84,7 @@ class Shot:
 
     @property
     def dst_faceset(self) -> Path:
-        return self.work_dir / "dst_faces"
+        return self.faces if self.faces is not None else self.work_dir / "dst_faces"
 
     @property
     def src_faceset(self) -> Path:
@@ -79,16 +96,24 @@ class Shot:
 
     @property
     def onnx(self) -> Path:
+        """The model the swap reads: a reused exported file, else the export of the model folder."""
+        if self.model_reuse is not None and self.model_reuse.suffix.lower() in MODEL_FILES:
+            return self.model_reuse
         return self.work_dir / "model.onnx"
+
+    @property
+    def needs_export(self) -> bool:
+        return self.model_reuse is None or self.model_reuse.suffix.lower() not in MODEL_FILES
 
 
 _TABLES = {
-    "shot": ("name", "plate", "frames", "output", "work_dir"),
+    "shot": ("name", "plate", "frames", "output", "work_dir", "faces"),
     "source": ("faceset", "footage"),
     "extract": EXTRACT_KEYS,
     "model": ("reuse", "options"),
     "merge": None,  # checked against the schema
     "farm": tuple(f.name for f in fields(FarmSettings)),
+    "comp": ("nuke", "write", "blender", "exe", "version"),
 }
 
 
@@ -139,7 +164,7 @@ def _farm(file: Path, table: Mapping[str, Any]) -> FarmSettings:
 
 def check_farm(file: Path, farm: FarmSettings) -> FarmSettings:
     """Ranges of the farm settings (also after CLI overrides)."""
-    for name, low in (("chunk_size", 1), ("gpus", 0), ("gpu_memory_gb", 0), ("train_tasks", 1),
+    for name, low in (("chunk_size", 1), ("gpus", 0), ("gpu_memory_gb", 0), ("nodes", 1), ("train_tasks", 1),
                       ("iterations", 1), ("priority", 0)):
         if getattr(farm, name) < low:
             raise _fail(file, f"farm.{name} {getattr(farm, name)}: must be {low} or more")
@@ -192,8 +217,17 @@ def _build(file: Path, document: Mapping[str, Any]) -> Shot:
         if outside:
             raise _fail(file, f"shot.frames {shot['frames']}: frame {outside[0]} is outside the plate "
                               f"({min(on_disk)}-{max(on_disk)} on disk); choose frames within it")
+    model = document.get("model", {})
+    reuse = _path(file, model["reuse"], "model.reuse") if "reuse" in model else None
+    if reuse is not None and not (reuse.is_file() and reuse.suffix.lower() in MODEL_FILES
+                                  or (reuse / "checkpoint.pt").is_file()):
+        raise _fail(file, f"model.reuse {reuse}: no trained model there (a model folder with checkpoint.pt, or an "
+                          "exported .onnx or .dfm); train one or fix the path")
     source = document.get("source", {})
-    if ("faceset" in source) == ("footage" in source):
+    if reuse is not None and source:
+        raise _fail(file, "[source] is for training; model.reuse names a trained model, so no training runs: "
+                          "remove [source]")
+    if reuse is None and ("faceset" in source) == ("footage" in source):
         raise _fail(file, "[source] needs exactly one of faceset (a faceset folder) or footage (source images)")
     faceset = _path(file, source["faceset"], "source.faceset") if "faceset" in source else None
     if faceset is not None and not faceset.is_dir():
@@ -204,10 +238,6 @@ def _build(file: Path, document: Mapping[str, Any]) -> Shot:
             open_sequence(footage)
         except DflError as exc:
             raise _fail(file, f"source.footage: {exc}") from None
-    model = document.get("model", {})
-    reuse = _path(file, model["reuse"], "model.reuse") if "reuse" in model else None
-    if reuse is not None and not (reuse / "checkpoint.pt").is_file():
-        raise _fail(file, f"model.reuse {reuse}: no trained model there (no checkpoint.pt); train one or fix the path")
     options = model.get("options", {})
     if not isinstance(options, dict):
         raise _fail(file, "model.options must be a table of model options")
@@ -219,6 +249,10 @@ def _build(file: Path, document: Mapping[str, Any]) -> Shot:
         raise _fail(file, f"merge.{exc.worded(exc.setting)}") from None
     except DflError as exc:  # an unknown setting name
         raise _fail(file, f"[merge] {exc}") from None
+    faces = _path(file, shot["faces"], "shot.faces") if "faces" in shot else None
+    if faces is not None and not faces.is_dir():
+        raise _fail(file, f"shot.faces {faces}: no such faceset folder")
+    comp = _comp(file, document.get("comp"), frames)
     output = _path(file, shot["output"], "shot.output")
     work_dir = _path(file, shot.get("work_dir", str(output.parent / "farm")), "shot.work_dir")
     name = shot.get("name") or file.stem
@@ -226,4 +260,26 @@ def _build(file: Path, document: Mapping[str, Any]) -> Shot:
         raise _fail(file, f"shot.name {name!r}: use letters, digits, '_', '-' or '.'")
     return Shot(file=file, name=name, plate=plate, frames=frames, output=output, work_dir=work_dir,
                 faceset=faceset, footage=footage, extract=dict(document.get("extract", {})), model_reuse=reuse,
-                model_options=dict(options), merge=merge, farm=_farm(file, document.get("farm", {})))
+                model_options=dict(options), merge=merge, farm=_farm(file, document.get("farm", {})), faces=faces,
+                comp=comp)
+
+
+def _comp(file: Path, table: Mapping[str, Any] | None, frames: list[int]) -> Comp | None:
+    if table is None:
+        return None
+    if ("nuke" in table) == ("blender" in table):
+        raise _fail(file, "[comp] needs exactly one of nuke (a .nk script) or blender (a .blend file)")
+    app = "nuke" if "nuke" in table else "blender"
+    scene = _path(file, table[app], f"comp.{app}")
+    if not scene.is_file():
+        raise _fail(file, f"comp.{app} {scene}: no such file")
+    for key in ("write", "version"):
+        if key in table and app != "nuke":
+            raise _fail(file, f"comp.{key} is for a Nuke comp; remove it for comp.blender")
+    for key in ("write", "exe", "version"):
+        if key in table and not (isinstance(table[key], str) and table[key]):
+            raise _fail(file, f"comp.{key} must be a non-empty string")
+    if frames != list(range(frames[0], frames[-1] + 1)):
+        raise _fail(file, "[comp] renders whole frame ranges; give shot.frames without gaps")
+    return Comp(app=app, scene=scene, write=table.get("write", ""), exe=table.get("exe", ""),
+                version=table.get("version", ""))

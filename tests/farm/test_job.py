@@ -52,15 +52,31 @@ def test_train_tasks_are_time_boxed_and_resume_to_the_target(write_shot: Callabl
     assert (job.step("Swap").gpus, job.step("ExtractPlate").gpus) == (1, 0)
 
 
+def _reuse(path: Path, text: str, model: Path) -> None:
+    """The shot file ``text`` without [source] and [model.options], reusing ``model``."""
+    text = text.split("[source]")[0] + "[extract]" + text.split("[extract]")[1].split("[model.options]")[0] + \
+        f'[model]\nreuse = "{model}"\n[merge]' + text.split("[merge]")[1]
+    path.write_text(text)
+
+
 def test_a_reused_model_has_no_training(write_shot: Callable[..., Path], tmp_path: Path, exe: str) -> None:
     (tmp_path / "trained").mkdir()
     (tmp_path / "trained" / "checkpoint.pt").write_bytes(b"x")
     path = write_shot()
-    text = path.read_text().split("[model.options]")[0] + f'[model]\nreuse = "{tmp_path}/trained"\n'
-    path.write_text(text)
+    original = path.read_text()
+    _reuse(path, original, tmp_path / "trained")
     job = build_job(load_shot(path), exe)
-    assert [step.name for step in job.steps] == ["ExtractPlate", "ExtractSource", "Export", "Swap"]
+    assert [step.name for step in job.steps] == ["ExtractPlate", "Export", "Swap"]
     assert job.step("Export").command[2] == str(tmp_path / "trained")
+    assert job.step("Export").depends_on == ("ExtractPlate",)
+    (tmp_path / "face.onnx").write_bytes(b"x")
+    _reuse(path, original, tmp_path / "face.onnx")  # an exported model: no export either, the swap reads it
+    job = build_job(load_shot(path, {"shot.faces": str(tmp_path / "trained")}), exe)  # and the plate's faceset
+    assert [(step.name, step.depends_on) for step in job.steps] == [("Swap", ())]
+    assert {f"--model={tmp_path / 'face.onnx'}", f"--faceset={tmp_path / 'trained'}"} <= set(job.step("Swap").command)
+    path.write_text(path.read_text() + f'[source]\nfaceset = "{tmp_path}"\n')
+    with pytest.raises(DflError, match=r"\[source\] is for training; model.reuse names a trained model"):
+        load_shot(path)
 
 
 def test_plan_text(write_shot: Callable[..., Path], exe: str) -> None:

@@ -1,5 +1,5 @@
 """The Open Job Description template, checked by the real `openjd check`, and the whole demo pipeline run by the
-real `openjd run` (extract -> time-boxed training chain -> export -> swap in chunks) with a tiny model."""
+real `openjd run` (extract -> time-boxed training chain -> export -> swap in chunks -> comp) with a tiny model."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from dfl_vfx.farm import openjd
 from dfl_vfx.farm.job import build_job
@@ -49,8 +51,21 @@ def test_a_broken_template_fails_openjd_check(write_shot: Callable[..., Path], t
     assert done.returncode != 0
 
 
-def test_openjd_run_of_the_whole_pipeline(write_shot: Callable[..., Path], tmp_path: Path) -> None:
-    shot = load_shot(write_shot())
+FAKE_BLENDER = """#!/bin/sh
+# a Blender stand-in: records the render it was asked for and the swapped frames it found
+echo "$* | $(ls "$SWAP" | grep '[.]exr$' | tr '\\n' ' ')" >> "$LOG"
+"""
+
+
+def test_openjd_run_of_the_whole_pipeline(write_shot: Callable[..., Path], tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    blender = tmp_path / "blender"
+    blender.write_text(FAKE_BLENDER)
+    blender.chmod(0o755)
+    (tmp_path / "comp.blend").write_bytes(b"BLENDER")
+    monkeypatch.setenv("LOG", str(tmp_path / "comp.log"))
+    monkeypatch.setenv("SWAP", str(tmp_path / "swap"))
+    shot = load_shot(write_shot(extra=f'\n[comp]\nblender = "comp.blend"\nexe = "{blender}"\n'))
     job = build_job(shot)
     (template,) = openjd.write(job, tmp_path / "openjd")
     done = subprocess.run(openjd.run_command(template, job, OPENJD), capture_output=True, text=True, check=False,
@@ -63,3 +78,7 @@ def test_openjd_run_of_the_whole_pipeline(write_shot: Callable[..., Path], tmp_p
     swapped = sorted(path.name for path in shot.output.iterdir() if path.suffix == ".exr")
     assert swapped == [f"plate.{frame}.exr" for frame in range(1001, 1005)]
     assert len(open_sequence(str(shot.output / "plate.####.exr")).missing()) == 0
+    blend = tmp_path / "comp.blend"
+    swapped_text = " ".join(swapped) + " "
+    assert (tmp_path / "comp.log").read_text().splitlines() == [  # each chunk rendered after the whole swap
+        f"-b {blend} -s 1001 -e 1002 -a | {swapped_text}", f"-b {blend} -s 1003 -e 1004 -a | {swapped_text}"]
