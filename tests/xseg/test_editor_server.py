@@ -175,3 +175,29 @@ def test_cli_edit_prints_the_url_and_stops_on_ctrl_c(tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_model_prediction_overlay(tmp_path):
+    import torch
+
+    from dfl_vfx.models.checkpoint import save_checkpoint
+    from dfl_vfx.xseg.model import KIND, XSeg, XSegConfig
+
+    torch.manual_seed(0)
+    cfg = XSegConfig.reduced()  # 64 px: the 96 px faces are resized in and the mask back out
+    net = XSeg(cfg).eval()
+    save_checkpoint(tmp_path / "xseg", {"kind": KIND, "iteration": 3, "model": net.state_dict(),
+                                        "config": {"xseg": cfg.to_dict(), "face_type": "whole_face"}})
+    faceset = make_faceset(tmp_path / "fs", frames=(1001,))
+    with pytest.raises(DflError, match=r"--model .*nothing: no XSeg checkpoint \(checkpoint.pt\) there"):
+        open_editor(faceset.root, model=tmp_path / "nothing")
+    with open_editor(faceset.root, model=tmp_path / "xseg") as server:
+        assert json.loads(fetch(server.url + "api/faces")[1])["prediction"] is True
+        status, png = fetch(server.url + "api/faces/plate.1001_0.png/prediction.png")
+    shown = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+    face = cv2.resize(faceset.read("plate.1001_0.png"), (64, 64), interpolation=cv2.INTER_AREA)
+    with torch.inference_mode():
+        mask = net(torch.from_numpy(np.clip(face, 0, 1).transpose(2, 0, 1).copy())[None])[1][0, 0].numpy()
+    expected = cv2.resize(mask, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR) * 255.0
+    assert status == 200 and shown.shape == (SIZE, SIZE)
+    assert np.abs(shown - expected).max() <= 0.5 + 1e-3 and shown.std() > 0  # 8-bit rounding of the net's mask

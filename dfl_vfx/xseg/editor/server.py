@@ -301,6 +301,11 @@ def open_editor(faceset_dir: str | Path, model: str | Path | None = None, port: 
 def model_predictor(model: str | Path) -> Predictor:
     """The prediction of an XSeg model folder, loaded on first use (the page opens at once; the first overlay
     waits for the load)."""
+    from dfl_vfx.models.checkpoint import checkpoint_path
+
+    if not checkpoint_path(model).is_file():
+        raise DflError(f"--model {model}: no XSeg checkpoint ({checkpoint_path(model).name}) there; train one with "
+                       "`dfl-vfx xseg train` or leave --model out")
     lock = threading.Lock()
     loaded: list = []
 
