@@ -105,7 +105,9 @@ def test_scripted_liae_and_deep_models_equal_the_eager_swap(archi: str) -> None:
     x = torch.from_numpy(_plate_faces(1))
     with torch.no_grad():
         out = scripted(x)
+        with_alpha = scripted(torch.cat([x, torch.full_like(x[:, :1], 0.25)], 1))  # an rgba input: alpha ignored
     assert out.shape == (1, 4, RES, RES)
+    assert torch.equal(with_alpha, out)
     to_ap1 = ColorTransform("Linear Rec.709 (sRGB)", "ACEScct")
     to_709 = ColorTransform("ACEScct", "Linear Rec.709 (sRGB)")
     cct = torch.from_numpy(to_ap1(x.numpy().transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2).copy())

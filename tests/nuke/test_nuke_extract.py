@@ -73,6 +73,20 @@ def test_extract_then_train_then_stop_leaves_a_resumable_model(nuke: Any, small_
     assert state["iteration"] == int(re.search(r"at iteration (\d+)", status).group(1)) >= 1
 
 
+def test_cancel_from_the_progress_bar_stops_the_extract(nuke: Any, small_shot: Path, tmp_path: Path) -> None:
+    from dfl_nuke import extract
+
+    faceset = tmp_path / "faces"
+    node = _extract_node(nuke, str(small_shot / "plate" / "plate.%04d.exr"), faceset)
+    nuke.cancel_after["progress"] = 0  # the compositor presses the progress bar's Cancel at once
+    worker = extract.extract_faceset()
+    assert worker is not None
+    worker.join(timeout=120)
+    assert not worker.is_alive() and nuke.messages == []
+    assert node["status"].value().startswith("extract cancelled")
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.name.startswith(".")]  # no temp left
+
+
 def test_train_arguments_are_plain_arguments(nuke: Any, tmp_path: Path) -> None:
     from dfl_nuke import extract
 
