@@ -40,6 +40,9 @@ HIDDEN_KNOBS = ("bake_file", "bake_hash", "bake_first", "bake_last", "px_per_uni
 BUTTONS = {"bake_frame": "Bake frame", "bake_range": "Bake range", "cancel_bake": "Cancel",
            "show_farm_command": "Farm command"}
 CALLBACK_MODULE = "dfl_nuke.swap_node"
+# DFLSwap's Submit button: the node's swap (and the script's comp) as a farm job (docs/farm.md)
+SUBMIT_KNOB = "submit_farm"
+SUBMIT_SCRIPT = "import dfl_nuke.submit; dfl_nuke.submit.submit_farm()"
 
 
 def _py(call: str) -> str:
@@ -146,6 +149,10 @@ def swap_knobs(schema: Mapping[str, Any], mask_only: bool = False) -> list[Knob]
     for index, (name, label) in enumerate(BUTTONS.items()):
         extra = ["T " + quote(_py(f"{name}()"))] + (["+STARTLINE"] if index == 0 else [])
         knobs.append(user_knob(PYSCRIPT, name, label, None, extra))
+    if not mask_only:
+        knobs.append(user_knob(PYSCRIPT, SUBMIT_KNOB, "Submit to farm",
+                               "swap the frame range on the farm into this node's cache folder (docs/farm.md)",
+                               ["T " + quote(SUBMIT_SCRIPT)]))
     knobs.append(user_knob(STRING, "stale_label", "Status", "what the bake shows: empty when current",
                            ["+DISABLED"]))
     knobs.append(user_knob(TAB, "engine_tab", "Engine"))
