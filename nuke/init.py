@@ -1,6 +1,7 @@
 """DFL plugin start-up, run by Nuke in the GUI and in batch renders (nuke -t, nuke -x): headless only.
 
-Adds the gizmos folder to the plugin path (so DFLSwap and DFLMask load) and stops the session's engine at exit.
+Adds the gizmos folder to the plugin path (so the DFL gizmos load) and, at exit, stops the session's engine and any
+extract or training run the DFLExtract panel started.
 No menu here: menus live in menu.py, which Nuke runs only with a GUI.
 """
 
@@ -14,9 +15,11 @@ nuke.pluginAddPath(os.path.join(_HERE, "gizmos"))
 
 
 def _close_engines() -> None:
+    import dfl_nuke.extract
     import dfl_nuke.swap_node
 
     dfl_nuke.swap_node.close_clients()
+    dfl_nuke.extract.stop_all()
 
 
 atexit.register(_close_engines)

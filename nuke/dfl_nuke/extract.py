@@ -285,6 +285,16 @@ def start_training() -> threading.Thread | None:
     return _start(node, "training", train_arguments, f"DFL training {node.name()}", progress, _train_finished)
 
 
+def stop_all(timeout: float = STOP_WAIT_S) -> None:
+    """Stop every extract and training run of this session and wait for them (Nuke calls it at exit through
+    init.py), so no engine outlives Nuke and a training run saves its checkpoint."""
+    runs = list(_runs.values())
+    for run in runs:
+        run.cancel()
+    for run in runs:
+        run.wait(timeout)
+
+
 def stop_training() -> None:
     run = _runs.get(f"{nuke.thisNode().fullName()}:training")
     if run is not None:

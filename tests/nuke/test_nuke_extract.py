@@ -196,3 +196,25 @@ def test_the_gizmos_are_generated_and_hold_every_knob_the_python_touches(module:
     buttons = " ".join(k.options.get("T", "") for k in node.user_knobs if k.type_id == 22)
     calls = re.findall(r"dfl_nuke\.\w+\.(\w+)\(\)", buttons)
     assert calls and all(callable(getattr(python, call)) for call in calls), calls
+
+
+def test_stop_all_stops_every_run_at_nuke_s_exit(nuke: Any, tmp_path: Path) -> None:
+    from dfl_nuke import extract
+
+    marker = tmp_path / "stopped"
+    # an engine stand-in that reports progress, then records the SIGTERM it gets (as the trainer saves on it)
+    script = ("import signal, sys, time, pathlib\n"
+              "signal.signal(signal.SIGTERM, lambda *a: (pathlib.Path(sys.argv[1]).write_text('saved'), sys.exit(0)))\n"
+              "print('iteration 1 src 0.5 dst 0.5 (1 it/s)', file=sys.stderr, flush=True)\n"
+              "time.sleep(60)\n")
+    finished: list[int | None] = []
+    run = extract.EngineRun("DFLExtract1:training", [sys.executable, "-c", script, str(marker)], "t",
+                            extract.TrainProgress(10, None), lambda r: finished.append(r.returncode))
+    worker = run.start()
+    deadline = time.monotonic() + 30
+    while not nuke.ProgressTask.instances[-1].progress and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert nuke.ProgressTask.instances[-1].progress == [10]
+    extract.stop_all(timeout=30)
+    worker.join(timeout=30)
+    assert marker.read_text() == "saved" and finished == [0] and extract._runs == {}
