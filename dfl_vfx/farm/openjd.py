@@ -111,5 +111,10 @@ def submit(job: Job, out_dir: Path) -> int:
     exe = str(beside) if beside.is_file() else shutil.which("openjd")
     if exe is None:
         raise DflError("--engine openjd: the `openjd` command is not installed; pip install openjd-cli")
+    multi_node = [step.name for step in job.steps if step.nodes > 1]
+    if multi_node:
+        raise DflError(f"farm.nodes: `openjd run` runs one task at a time on this machine, so the nodes of "
+                       f"{multi_node[0]} would never meet; write the template with --dry-run for a farm (Deadline "
+                       "Cloud), or farm.nodes = 1")
     (template,) = write(job, out_dir)
     return subprocess.run(run_command(template, job, exe), check=False).returncode

@@ -170,6 +170,8 @@ def test_cli_dry_run_writes_the_job(write_shot: Callable[..., Path], tmp_path: P
     (["--engine", "openjd", "--dry-run"], "--dry-run needs --out DIR"),
     (["--engine", "openjd", "--dry-run", "--out", "OUT", "--frames", "1-5"], "shot.frames 1-5: frame 1 is outside"),
     (["--engine", "deadline-cloud", "--out", "OUT"], "--engine deadline-cloud: the `deadline` CLI is not installed"),
+    (["--engine", "openjd", "--out", "OUT", "--nodes", "2"], "farm.nodes: `openjd run` runs one task at a time"),
+    (["--engine", "openjd", "--out", "OUT", "--nodes", "0"], "farm.nodes 0: must be 1 or more"),
 ])
 def test_cli_errors_are_one_line_and_write_nothing(write_shot: Callable[..., Path], tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str], argv: list[str],

@@ -98,9 +98,13 @@ def test_the_documented_example_uses_only_known_keys() -> None:
 def test_the_documented_example_loads_against_the_demo_shot(small_shot: Path, tmp_path: Path) -> None:
     example = (REPO / "docs" / "examples" / "shot.toml").read_text()
     (tmp_path / "src_faces").mkdir()
+    (tmp_path / "comp.nk").write_text("# the demo comp\n")
     text = example.replace("../../build/demo/src_faces", str(tmp_path / "src_faces"))
+    text = text.replace("../../build/demo/comp.nk", str(tmp_path / "comp.nk"))
     path = tmp_path / "shot.toml"
     path.write_text(text.replace("../../build/demo", str(small_shot)))
     shot = load_shot(path)
     assert (shot.first, shot.last, shot.farm.gpu_memory_gb, shot.merge["mask_mode"]) == (1001, 1012, 16, "hull")
+    assert shot.comp is not None and (shot.comp.app, shot.comp.write, shot.comp.version) == ("nuke", "Write1", "15.1")
+    assert (shot.farm.nodes, shot.farm.show) == (1, "demo")
     assert shot.output == tmp_path / "../../build/farm/demo/swap"
