@@ -9,6 +9,7 @@ Relative paths are relative to the shot file. Every error is one line naming the
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -137,7 +138,7 @@ def _path(file: Path, value: Any, key: str) -> Path:
     if not isinstance(value, str) or not value:
         raise _fail(file, f"{key} must be a path string")
     path = Path(value).expanduser()
-    return path if path.is_absolute() else (file.parent / path)
+    return Path(os.path.normpath(path if path.is_absolute() else file.parent / path))
 
 
 def _farm(file: Path, table: Mapping[str, Any]) -> FarmSettings:
