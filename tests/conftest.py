@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import torch
 
+# tests/blender runs in Blender's own environment (.venv-blender, bpy), never in the engine's: `make test` runs it
+collect_ignore = ["blender"]
 SMALL_SHOT = dict(frames=12, width=640, height=360, overscan=24, source_photos=4, seed=3)
 GPU_NEEDS = ("cuda_build", "tensorrt", "ort_cuda")
 
