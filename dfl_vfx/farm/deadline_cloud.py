@@ -34,7 +34,6 @@ def check(job: Job) -> None:
 
 def write(job: Job, out_dir: Path) -> list[Path]:
     """The job bundle in ``out_dir``; returns the files written."""
-    check(job)
     written = openjd.write(job, out_dir)
     values = {"parameterValues": [{"name": "deadline:priority", "value": job.priority}]}
     assets = {"assetReferences": {

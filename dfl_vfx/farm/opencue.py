@@ -20,6 +20,7 @@ import getpass
 import logging
 import os
 import shlex
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,9 @@ CUEBOT_ENV = ("CUEBOT_HOSTS", "OPENCUE_CONFIG_FILE")
 
 
 def _outline() -> Any:
+    quiet = logging.getLogger("outline")  # pyoutline logs its set-up steps at INFO
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
     try:
         import outline
         import outline.cuerun
@@ -44,6 +48,8 @@ def _outline() -> Any:
     except ImportError:
         raise DflError("--engine opencue: opencue-pyoutline is not installed; pip install 'dfl-vfx[opencue]' "
                        "(make installs it)") from None
+    finally:
+        quiet.setLevel(level)
     return outline
 
 
@@ -53,6 +59,14 @@ def show_of(job: Job) -> str:
 
 def check(job: Job) -> None:
     """A show to file the job under, frame chunks OpenCue can cut, and a warning for pools."""
+    refuse(job)
+    if job.pools:
+        log.warning("farm.pools are not used by OpenCue: layers go to hosts by tag (farm.group) and the show's "
+                    "subscriptions")
+
+
+def refuse(job: Job) -> None:
+    """What OpenCue cannot take: no show, or chunks of a frame list with gaps."""
     if not show_of(job):
         raise DflError("farm.show: OpenCue files every job under a show; set farm.show (or $SHOW)")
     for step in job.steps:
@@ -61,9 +75,6 @@ def check(job: Job) -> None:
             raise DflError(f"shot.frames {format_frames(list(step.frames))}: OpenCue runs a chunk as "
                            "#FRAME_START#-#FRAME_END#, which would swap the frames between; give one whole range or "
                            "farm.chunk_size = 1")
-    if job.pools:
-        log.warning("farm.pools are not used by OpenCue: layers go to hosts by tag (farm.group) and the show's "
-                    "subscriptions")
 
 
 def command_line(step: Step) -> str:
@@ -117,13 +128,25 @@ def launcher(job: Job) -> Any:
 
 
 def job_spec(job: Job) -> str:
-    """The job spec XML the Cuebot takes (raw commands, no pycuerun wrapper)."""
-    return launcher(job).serialize(use_pycuerun=False)
+    """The job spec XML the Cuebot takes (raw commands, no pycuerun wrapper). pyoutline's set-up writes a session
+    folder (the outline for pycuerun, which raw commands do not use): it goes to a temporary folder, not
+    ``~/.opencue/sessions``, and pyoutline's progress lines stay out of the log."""
+    outline = _outline()
+    quiet = logging.getLogger("outline")
+    level, sessions = quiet.level, outline.config.get("outline", "session_dir", raw=True)
+    with tempfile.TemporaryDirectory(prefix="dfl-cue-") as folder:
+        quiet.setLevel(logging.WARNING)
+        outline.config.set("outline", "session_dir", folder)
+        try:
+            return launcher(job).serialize(use_pycuerun=False)
+        finally:
+            outline.config.set("outline", "session_dir", sessions)
+            quiet.setLevel(level)
 
 
 def write(job: Job, out_dir: Path) -> list[Path]:
     """``out_dir/job.xml``; returns the files written."""
-    check(job)
+    refuse(job)
     spec = job_spec(job)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / SPEC_NAME

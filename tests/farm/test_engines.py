@@ -55,7 +55,11 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 def test_opencue_job_spec_golden(write_shot: Callable[..., Path], small_shot: Path, tmp_path: Path,
                                  exe: str) -> None:
     job = build_job(load_shot(_comp_shot(write_shot, tmp_path, NUKE_COMP), FARM), exe)
+    sessions = Path.home() / ".opencue" / "sessions"  # where pyoutline's set-up would write its session
+    before = sorted(sessions.iterdir()) if sessions.is_dir() else []
     (spec,) = cue.write(job, tmp_path / "cue")
+    assert (sorted(sessions.iterdir()) if sessions.is_dir() else []) == before
+    assert sorted(path.name for path in (tmp_path / "cue").iterdir()) == ["job.xml"]
     assert spec.name == "job.xml"
     expected = (GOLDEN / "opencue_job.xml").read_text().format(user=getpass.getuser(), uid=os.getuid(), exe=exe,
                                                                shot=small_shot, tmp=tmp_path)
