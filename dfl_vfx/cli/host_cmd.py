@@ -1,4 +1,5 @@
-"""`dfl-vfx host install nuke --dest DIR` (install the Nuke plugin folder for a studio) and `dfl-vfx host script
+"""`dfl-vfx host install nuke|blender --dest DIR` (install the Nuke plugin folder or the Blender add-on) and
+`dfl-vfx host script
 nuke OUT.nk --plate ... --model ...` (a Nuke script: plate -> DFLSwap -> Write; `make demo` writes comp.nk)."""
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ init.py. Installing again updates the folder; a file there that an install did n
 examples:
   dfl-vfx host install nuke --dest /studio/nuke/plugins
   dfl-vfx host install nuke --dest ~/.nuke --engine /opt/dfl_vfx/.venv/bin/dfl-vfx
+  dfl-vfx host install blender --dest ~/.config/blender/4.2/extensions/user_default
+      (the DFL Swap add-on in DIR/dfl_blender with the host client; enable it in Preferences > Add-ons)
   dfl-vfx host script nuke build/demo/comp.nk --plate build/demo/plate/plate.####.exr \
       --model build/demo/model.onnx --frames 1001-1048
   dfl-vfx host matrices shot/dst_faces --model shot/model.pt --plate shot/plate.####.exr --frames 1001-1048
@@ -22,13 +25,13 @@ examples:
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
-    p = sub.add_parser(name, help="install a host front end (the Nuke plugin)",
+    p = sub.add_parser(name, help="install a host front end (the Nuke plugin, the Blender add-on)",
                        description="Install a host front end.", epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = p.add_subparsers(dest="host_action", metavar="ACTION", required=True)
     install = actions.add_parser("install", help="install a host's plugin folder", epilog=EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    install.add_argument("host", choices=["nuke"], help="the host application")
+    install.add_argument("host", choices=["nuke", "blender"], help="the host application")
     install.add_argument("--dest", required=True, type=Path, help="folder to install into (made if missing)")
     install.add_argument("--engine", help="the dfl-vfx the nodes run (default: this one)")
     script = actions.add_parser("script", help="write a Nuke script: plate Read -> DFLSwap -> Write",
@@ -58,8 +61,14 @@ def run(args: argparse.Namespace) -> int:
         return write_script(args)
     if args.host_action == "matrices":
         return print_matrices(args)
-    from dfl_vfx.hosts.install import init_line, install_nuke
+    from dfl_vfx.hosts.install import init_line, install_blender, install_nuke
 
+    if args.host == "blender":
+        target = install_blender(args.dest.expanduser(), args.engine)
+        print(f"installed the Blender add-on in {target} (its Engine preference: this dfl-vfx)")
+        print("in an extensions folder (.../extensions/user_default) or scripts/addons, enable DFL Swap in "
+              "Preferences > Add-ons")
+        return 0
     target = install_nuke(args.dest.expanduser(), args.engine)
     print(f"installed the Nuke plugin in {target}")
     print("add this line to your studio's init.py (or put the folder on NUKE_PATH):")

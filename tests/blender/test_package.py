@@ -1,6 +1,7 @@
 """The add-on as shipped: `make blender-addon`'s zip installs as a Blender extension and, unpacked into an add-on
-folder, loads as a legacy add-on through ``bl_info``; either way it finds the host client it carries, with no
-source checkout on ``sys.path``. Each runs in a fresh Blender Python (a subprocess of this interpreter)."""
+folder, loads as a legacy add-on through ``bl_info``; `dfl-vfx host install blender` puts it in Blender's user
+extensions folder with the engine's path as its Engine preference. Each way it finds the host client it carries,
+with no source checkout on ``sys.path``, in a fresh Blender Python (a subprocess of this interpreter)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from blender_comp import ADDON_ROOT
+from blender_comp import ADDON_ROOT, run_engine
 
 sys.path.insert(0, str(ADDON_ROOT))
 import build_addon  # noqa: E402
@@ -23,6 +24,9 @@ mode, target = sys.argv[1], sys.argv[2]
 if mode == "extension":
     bpy.ops.extensions.package_install_files(filepath=target, repo="user_default", enable_on_install=True)
     module_name = "bl_ext.user_default.dfl_blender"
+elif mode == "installed":  # `dfl-vfx host install blender` into the user extensions folder
+    module_name = "bl_ext.user_default.dfl_blender"
+    addon_utils.enable(module_name, default_set=True, handle_error=None)
 else:
     sys.path.insert(0, target)
     addon_utils.enable("dfl_blender", default_set=True, handle_error=None)
@@ -32,7 +36,9 @@ module = sys.modules[module_name]
 print(json.dumps({{"enabled": module_name in bpy.context.preferences.addons,
                    "operators": [hasattr(bpy.ops.dfl, n) for n in ("add_swap_node", "bake_frame", "bake_range")],
                    "dfl_host": os.path.relpath(dfl_host.__file__, os.path.dirname(module.__file__)),
-                   "bl_info": getattr(module, "bl_info", {{}}).get("name")}}))
+                   "bl_info": getattr(module, "bl_info", {{}}).get("name"),
+                   "engine": sys.modules[module_name + ".prefs"].engine_path(),
+                   "engine_preference": bpy.context.preferences.addons[module_name].preferences.engine}}))
 sys.stdout.flush()
 os._exit(0)
 """
@@ -65,3 +71,15 @@ def test_unpacked_zip_loads_as_a_legacy_addon(tmp_path: Path) -> None:
     found = run_check("legacy", folder, tmp_path)
     assert found["enabled"] and found["operators"] == [True, True, True] and found["bl_info"] == "DFL Swap"
     assert found["dfl_host"] == "vendor/dfl_host/__init__.py"
+
+
+def test_host_install_blender_sets_the_engine_preference(engine_exe: str, tmp_path: Path) -> None:
+    extensions = tmp_path / "user" / "extensions" / "user_default"
+    for _ in range(2):  # installing again updates the folder
+        printed = run_engine(engine_exe, "host", "install", "blender", f"--dest={extensions}",
+                             f"--engine={engine_exe}")
+        assert f"installed the Blender add-on in {extensions / 'dfl_blender'}" in printed
+    found = run_check("installed", extensions, tmp_path)
+    assert found["enabled"] and found["operators"] == [True, True, True]
+    assert found["dfl_host"] == "vendor/dfl_host/__init__.py"
+    assert found["engine"] == found["engine_preference"] == engine_exe
