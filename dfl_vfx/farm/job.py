@@ -207,7 +207,7 @@ def _inputs(shot: Shot) -> list[Path]:
     if shot.footage is not None:
         found.append(Path(shot.footage).parent)
     if shot.comp is not None:
-        found.append(shot.comp.scene.parent)
+        found.append(shot.comp.scene)  # the script alone, not the folder it is in
     for folder in (shot.faceset, shot.faces, shot.model_reuse):
         if folder is not None:
             found.append(folder)

@@ -181,3 +181,34 @@ def test_comp_errors_name_the_key(write_shot: Callable[..., Path], tmp_path: Pat
     with pytest.raises(DflError) as error:
         load_shot(write_shot(frames=frames, extra=f"\n[comp]\n{comp}\n"))
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+class FakeCueJob:
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def name(self) -> str:
+        return self._name
+
+    def id(self) -> str:
+        return "2f6b0c1e-cue"
+
+
+def test_opencue_submit_launches_the_spec_on_the_configured_cuebot(write_shot: Callable[..., Path], tmp_path: Path,
+                                                                   exe: str, monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import opencue
+
+    launched: list[str] = []
+
+    def launch(spec: str) -> list[FakeCueJob]:
+        launched.append(spec)
+        return [FakeCueJob("dfl-demo-demo")]
+
+    monkeypatch.setattr(opencue.api, "launchSpecAndWait", launch)
+    monkeypatch.setenv("CUEBOT_HOSTS", "cuebot.example")
+    job = build_job(load_shot(_comp_shot(write_shot, tmp_path, BLENDER_COMP), FARM), exe)
+    assert cue.submit(job, tmp_path / "cue") == 0
+    assert launched == [(tmp_path / "cue" / "job.xml").read_text()]  # the spec written is the spec launched
+    assert "<cmd>/opt/blender/blender -b " in launched[0] and "-s #FRAME_START# -e #FRAME_END# -a</cmd>" in launched[0]
+    assert capsys.readouterr().out == "dfl-demo-demo: JobID=2f6b0c1e-cue\n"
