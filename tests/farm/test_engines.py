@@ -210,5 +210,6 @@ def test_opencue_submit_launches_the_spec_on_the_configured_cuebot(write_shot: C
     job = build_job(load_shot(_comp_shot(write_shot, tmp_path, BLENDER_COMP), FARM), exe)
     assert cue.submit(job, tmp_path / "cue") == 0
     assert launched == [(tmp_path / "cue" / "job.xml").read_text()]  # the spec written is the spec launched
-    assert "<cmd>/opt/blender/blender -b " in launched[0] and "-s #FRAME_START# -e #FRAME_END# -a</cmd>" in launched[0]
+    assert "<cmd>/opt/blender/blender -b " in launched[0]
+    assert "-s '#FRAME_START#' -e '#FRAME_END#' -a</cmd>" in launched[0]
     assert capsys.readouterr().out == "dfl-demo-demo: JobID=2f6b0c1e-cue\n"
