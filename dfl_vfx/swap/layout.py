@@ -38,8 +38,11 @@ LAYER_CHANNELS: dict[str, tuple[str, ...]] = {
     "matte": ("matte.A",),
     "raw": ("raw.R", "raw.G", "raw.B", "raw.A"),
 }
-# the companion's codec (lossless; hosts re-read it on every scrub)
-LAYERS_COMPRESSION = "zips"
+# the layers file's codec, measured on a 4K frame's face layers (bench/results/swap-cpu-2core.json, layout.codecs):
+# of the lossless codecs ZIP at level 1 (16-line blocks) writes in the least CPU time of the zip family and reads as
+# fast as any but pxr24 (which is lossy on float layers) and uncompressed (twice the size); hosts re-read it on every
+# scrub. The delivered frame keeps the plate's own compression.
+LAYERS_COMPRESSION = "zip:1"
 
 
 def layers_path(frame: str | os.PathLike[str]) -> Path:

@@ -1,5 +1,6 @@
 """`swap_shot` over a frame range: outputs, summary, reruns, chunks, missing frames and mismatched inputs."""
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from dfl_vfx.errors import DflError
-from dfl_vfx.io.image import read_header, read_image
+from dfl_vfx.io.image import read_header, read_image, write_image
 from dfl_vfx.merge.merger import MergeSettings
 from dfl_vfx.swap.engine import SWAP_ATTRIBUTE, SwapSettings
 from dfl_vfx.swap.layout import layers_path, read_layers
@@ -52,6 +53,23 @@ def test_swap_a_chunk_then_rerun_skips_it(small_shot, facesets, swap_model, tmp_
     assert changed.done == [1001] and not changed.skipped  # new settings: the frame is redone
     header = json.loads(read_header(out / "plate.1001.exr").metadata[SWAP_ATTRIBUTE])
     assert header["settings"]["erode"] == 30
+
+
+def test_the_frame_keeps_the_plate_compression_and_rgba_alone_drops_old_layers(small_shot, facesets, swap_model,
+                                                                               tmp_path: Path) -> None:
+    plate_dir = tmp_path / "plate"
+    write_image(plate_dir / "plate.1001.exr", read_image(small_shot / "plate" / "plate.1001.exr"), "piz")
+    out = tmp_path / "out"
+    plate = str(plate_dir / "plate.####.exr")
+    swap_shot(plate, str(out), _settings(swap_model[1]), faceset=str(facesets[1]), progress=False)
+    assert read_header(out / "plate.1001.exr").metadata["compression"] == "piz"  # the plate's
+    assert read_header(out / "layers" / "plate.1001.exr").metadata["compression"] == "zip"  # zip:1, the cache codec
+    alone = dataclasses.replace(_settings(swap_model[1]), layers=("rgba",))
+    summary = swap_shot(plate, str(out), alone, faceset=str(facesets[1]), progress=False)
+    assert summary.done == [1001]  # other layers: another settings hash
+    assert not (out / "layers" / "plate.1001.exr").exists()  # the old layers would pass for this frame's
+    again = swap_shot(plate, str(out), alone, faceset=str(facesets[1]), progress=False)
+    assert again.skipped == [1001]  # rgba alone needs no layers file to be done
 
 
 def test_missing_frames_are_reported_and_the_rest_done(small_shot, facesets, swap_model, tmp_path: Path) -> None:
