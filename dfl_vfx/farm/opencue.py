@@ -53,6 +53,14 @@ def _outline() -> Any:
     return outline
 
 
+def user() -> str:
+    """The submitting user (OpenCue records it on the job); ``dfl`` where the system has no name for this uid."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "dfl"
+
+
 def show_of(job: Job) -> str:
     return job.show or os.environ.get("SHOW", "")
 
@@ -99,7 +107,7 @@ def build_outline(job: Job) -> Any:
     from outline.depend import DependType
     from outline.modules.shell import Shell
 
-    ol = outline.Outline(job.name, shot=job.name, show=show_of(job), user=getpass.getuser())
+    ol = outline.Outline(job.name, shot=job.name, show=show_of(job), user=user())
     layers: dict[str, Any] = {}
     for step in job.steps:
         frame_range, chunk = _range(step)
@@ -124,7 +132,7 @@ def build_outline(job: Job) -> Any:
 
 def launcher(job: Job) -> Any:
     outline = _outline()
-    return outline.cuerun.OutlineLauncher(build_outline(job), user=getpass.getuser(), priority=job.priority)
+    return outline.cuerun.OutlineLauncher(build_outline(job), user=user(), priority=job.priority)
 
 
 def job_spec(job: Job) -> str:

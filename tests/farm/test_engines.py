@@ -213,3 +213,13 @@ def test_opencue_submit_launches_the_spec_on_the_configured_cuebot(write_shot: C
     assert "<cmd>/opt/blender/blender -b " in launched[0]
     assert "-s '#FRAME_START#' -e '#FRAME_END#' -a</cmd>" in launched[0]
     assert capsys.readouterr().out == "dfl-demo-demo: JobID=2f6b0c1e-cue\n"
+
+
+def test_opencue_without_pyoutline_is_one_line(write_shot: Callable[..., Path], tmp_path: Path, exe: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "outline", None)  # as if the opencue extra were not installed
+    job = build_job(load_shot(write_shot(), {"farm.show": "dfl"}), exe)
+    with pytest.raises(DflError, match=r"^--engine opencue: opencue-pyoutline is not installed; pip install "
+                                       r"'dfl-vfx\[opencue\]'"):
+        cue.write(job, tmp_path / "cue")
+    assert not (tmp_path / "cue").exists()
