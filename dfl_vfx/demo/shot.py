@@ -24,6 +24,10 @@ from dfl_vfx.io.image import Image, Window, write_image
 from dfl_vfx.progress import progress_bar
 
 CARD_ROWS = 330  # rows of the astronaut photo used as the actor card
+# the occluder test's face region on the actor card: an ellipse around the astronaut's face (centre, semi-axes)
+FACE_ELLIPSE = ((225.0, 118.0), (50.0, 62.0))
+HAND_SRGB = (0.86, 0.63, 0.52)
+OCCLUDER_SUPERSAMPLE = 4
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class DemoShotConfig:
     source_photos: int = 24
     seed: int = 7
     fps: int = 24
+    occluder: bool = False  # a hand over the mouth, with the true face matte written to matte/
 
 
 def astronaut_srgb() -> np.ndarray:
@@ -110,6 +115,77 @@ def card_to_plate_matrix(index: int, cfg: DemoShotConfig, card_shape: tuple[int,
     mat = cv2.getRotationMatrix2D(centre_card, angle, scale)
     mat[:, 2] += np.array(centre_frame) - np.array(centre_card)
     return mat
+
+
+def _supersampled(shape: tuple[int, int], draw) -> np.ndarray:  # noqa: ANN001 - a drawing callback
+    """An anti-aliased float32 mask: ``draw(canvas, scale)`` paints 1s on a canvas OCCLUDER_SUPERSAMPLE x larger."""
+    k = OCCLUDER_SUPERSAMPLE
+    canvas = np.zeros((shape[0] * k, shape[1] * k), np.float32)
+    draw(canvas, k)
+    return cv2.resize(canvas, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+
+
+def face_region_card(card_shape: tuple[int, ...]) -> np.ndarray:
+    """The face ellipse on the actor card, float32 (H, W) in [0, 1] with anti-aliased edges."""
+    (cx, cy), (ax, ay) = FACE_ELLIPSE
+
+    def draw(canvas: np.ndarray, k: int) -> None:
+        cv2.ellipse(canvas, (round(cx * k), round(cy * k)), (round(ax * k), round(ay * k)), 0, 0, 360, 1.0, -1)
+
+    return _supersampled(card_shape[:2], draw)
+
+
+def hand_matte_card(index: int, cfg: DemoShotConfig, card_shape: tuple[int, ...]) -> np.ndarray:
+    """The hand on the actor card for frame ``index``, float32 (H, W) in [0, 1].
+
+    Four fingers point left across the mouth from a palm at the face's right; over the shot the hand rises from
+    below the chin over the mouth, slides from right to left and turns by a few degrees.
+    """
+    t = index / max(cfg.frames - 1, 1)
+    rise = min(1.0, t / 0.35)
+    origin = np.array([262.0 - 38.0 * t, 205.0 - 62.0 * rise])  # the knuckles' centre
+    angle = np.deg2rad(-8.0 + 16.0 * t)
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+
+    def place(points: np.ndarray) -> np.ndarray:
+        return points @ rot.T + origin
+
+    def draw(canvas: np.ndarray, k: int) -> None:
+        palm = place(np.array([[0.0, 0.0]]))[0]
+        cv2.ellipse(canvas, (round(palm[0] * k + 24 * k), round(palm[1] * k)), (round(30 * k), round(24 * k)),
+                    float(np.rad2deg(angle)), 0, 360, 1.0, -1)
+        for length, y in ((40.0, -15.0), (48.0, -5.0), (46.0, 5.0), (38.0, 15.0)):  # closed fingers, no gaps
+            base, tip = place(np.array([[4.0, y], [-length, y]]))
+            cv2.line(canvas, (round(base[0] * k), round(base[1] * k)), (round(tip[0] * k), round(tip[1] * k)), 1.0,
+                     round(11 * k), cv2.LINE_8)
+            cv2.circle(canvas, (round(tip[0] * k), round(tip[1] * k)), round(5.5 * k), 1.0, -1)
+
+    return _supersampled(card_shape[:2], draw)
+
+
+def occluded_card(index: int, cfg: DemoShotConfig, card: np.ndarray, to_linear: ColorTransform
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(actor card with the hand drawn over it, true face matte on the card) for frame ``index``."""
+    hand = hand_matte_card(index, cfg, card.shape)
+    h, w = card.shape[:2]
+    shade = 0.75 + 0.35 * np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None, None]  # lit from below-ish
+    skin = to_linear(np.array([[HAND_SRGB]], np.float32))[0, 0] * shade
+    skin = np.broadcast_to(skin, (h, w, 3))
+    painted = card * (1.0 - hand[..., None]) + skin * hand[..., None]
+    return painted.astype(np.float32), (face_region_card(card.shape) * (1.0 - hand)).astype(np.float32)
+
+
+def write_matte_frame(path: Path, matte: np.ndarray, width: int, height: int, overscan: int) -> None:
+    """One single-channel (``A``) half EXR over the plate's data and display windows."""
+    image = Image(
+        pixels=matte[..., None].astype(np.float32),
+        channels=["A"],
+        data_window=Window(-overscan, -overscan, width + 2 * overscan, height + 2 * overscan),
+        display_window=Window(0, 0, width, height),
+        channel_formats=["half"],
+        metadata={"compression": "zip", "Software": "dfl_vfx demo-shot"},
+    )
+    write_image(path, image)
 
 
 def render_plate_frame(index: int, cfg: DemoShotConfig, card: np.ndarray, matte: np.ndarray,
@@ -185,10 +261,17 @@ def build_demo_shot(outdir: Path, cfg: DemoShotConfig | None = None,
     rng = np.random.default_rng(cfg.seed)
     ow, oh = cfg.width + 2 * cfg.overscan, cfg.height + 2 * cfg.overscan
     background = _background(oh, ow, rng)
-    plate_dir, src_dir = outdir / "plate", outdir / "src"
+    plate_dir, src_dir, matte_dir = outdir / "plate", outdir / "src", outdir / "matte"
     frames = list(range(cfg.first_frame, cfg.first_frame + cfg.frames))
     for i, frame in enumerate(progress_bar(frames, desc="demo plate", unit="frame", enabled=progress)):
-        pixels = render_plate_frame(i, cfg, card, matte, background)
+        frame_card = card
+        if cfg.occluder:
+            frame_card, face_matte = occluded_card(i, cfg, card, to_linear)
+            ow, oh = cfg.width + 2 * cfg.overscan, cfg.height + 2 * cfg.overscan
+            plate_matte = cv2.warpAffine(face_matte, card_to_plate_matrix(i, cfg, card.shape), (ow, oh),
+                                         flags=cv2.INTER_LINEAR, borderValue=0)
+            write_matte_frame(matte_dir / f"matte.{frame:04d}.exr", plate_matte, cfg.width, cfg.height, cfg.overscan)
+        pixels = render_plate_frame(i, cfg, frame_card, matte, background)
         write_plate_frame(plate_dir / f"plate.{frame:04d}.exr", pixels, frame, cfg.width, cfg.height, cfg.overscan,
                           cfg.fps)
     base = grace_hopper_srgb()
@@ -204,5 +287,7 @@ def build_demo_shot(outdir: Path, cfg: DemoShotConfig | None = None,
         "source_colorspace": SRGB_SPACE,
         "config": asdict(cfg),
     }
+    if cfg.occluder:
+        summary["face_matte"] = str(matte_dir / "matte.####.exr")
     write_text_atomic(outdir / "demo_shot.json", json.dumps(summary, indent=2))
     return summary

@@ -3,7 +3,8 @@
 Encoder: per level two convs (three in the three deepest levels), then BlurPool downsampling (binomial filters of
 sizes 4, 3, 2, 2, 2, 2, stride 2). Bottleneck: Dense((R/64)^2 * 8B -> 512) -> Dense(512 -> (R/64)^2 * 8B). Decoder:
 per level a transposed-conv up-block, concatenation with the encoder's skip, then as many convs as the encoder level
-had. A final Conv3x3 gives one logit channel. ``forward`` returns ``(logits, sigmoid(logits))``.
+had. A final Conv3x3 gives one logit channel. ``forward`` takes images in [0, 1] (centred to [-1, 1] inside) and
+returns ``(logits, sigmoid(logits))``.
 
 The full configuration (``XSegConfig()``: 256 px, base 32, channels 32, 64, 128, 256, 256, 256) has
 17,569,281 parameters (weights, biases and the FRN/TLU per-channel parameters), the reference's ~17.6 M;
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -179,6 +181,7 @@ class XSeg(nn.Module):
         self.out_conv = nn.Conv2d(chans[0], cfg.out_ch, 3, padding=1)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        x = x * 2.0 - 1.0  # FRN does not subtract means: centred inputs train several times faster
         skips = []
         for block, pool in zip(self.down, self.pools, strict=True):
             x = block(x)
@@ -195,3 +198,45 @@ class XSeg(nn.Module):
 def parameter_count(model: nn.Module) -> int:
     """Trainable parameters (weights, biases, FRN/TLU parameters)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+KIND = "xseg"  # checkpoint "kind" of XSeg models (SAEHD checkpoints have none)
+
+
+@dataclass(frozen=True)
+class LoadedXSeg:
+    """A trained XSeg network (eval mode, CPU, float32) and what it was trained on."""
+
+    model: XSeg
+    face_type: str  # FaceType.cli_name of the training faces
+    iteration: int
+    path: str
+
+    @property
+    def resolution(self) -> int:
+        return self.model.cfg.resolution
+
+
+def load_xseg(model_dir: str | Path) -> LoadedXSeg:
+    """Load an XSeg model folder (or its checkpoint.pt); anything that is not one, or whose weights do not fit its
+    stated network (resolution, channels), is a one-line DflError."""
+    from dfl_vfx.models.checkpoint import checkpoint_path, load_checkpoint
+
+    path = checkpoint_path(model_dir)
+    state = load_checkpoint(path)
+    if state.get("kind") != KIND:
+        raise DflError(f"{path}: not an XSeg model (a face-swap model?); train one with `dfl-vfx xseg train`")
+    try:
+        cfg = XSegConfig.from_dict(state["config"]["xseg"], str(path))
+        face_type = str(state["config"]["face_type"])
+        weights = state["model"]
+    except (KeyError, TypeError):
+        raise DflError(f"{path}: the XSeg checkpoint lacks its network configuration; retrain it") from None
+    model = XSeg(cfg)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        reason = str(exc).splitlines()[1:2] or [str(exc)[:160]]
+        raise DflError(f"{path}: its weights do not fit a {cfg.resolution} px, base {cfg.base_ch} XSeg network "
+                       f"({reason[0].strip()[:160]}); the checkpoint is damaged or was edited") from None
+    return LoadedXSeg(model.eval(), face_type, int(state.get("iteration", 0)), str(path))
