@@ -109,6 +109,15 @@ def test_comp_and_nodes_in_an_openjd_template(write_shot: Callable[..., Path], t
     assert summary.returncode == 0, summary.stderr
     assert job.step("Comp").task_commands()[1][3:] == ["-s", "1003", "-e", "1004", "-a"]
     assert [command[-2] for command in job.step("Train01").task_commands()] == ["--node-rank=0", "--node-rank=1"]
+    nuke = build_job(load_shot(_comp_shot(write_shot, tmp_path, NUKE_COMP), FARM), exe)
+    (template,) = openjd.write(nuke, tmp_path / "openjd_nuke")
+    done = subprocess.run([OPENJD, "check", str(template)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    comp = json.loads(template.read_text())["steps"][-1]
+    assert comp["script"]["actions"]["onRun"]["args"] == ["-x", "-X", "Write1", "-F", "{{Task.Param.Frames}}",
+                                                          str(tmp_path / "comp.nk")]
+    assert comp["parameterSpace"] == {"taskParameterDefinitions": [
+        {"name": "Frames", "type": "STRING", "range": ["1001-1002", "1003-1004"]}]}
 
 
 GOLDEN_COMP_JOB_INFO = """\
