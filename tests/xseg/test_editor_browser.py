@@ -214,7 +214,8 @@ def test_draw_save_step_and_refuse_in_chromium(tmp_path, browser):
         assert meta == old_meta
     assert "seg_ie_polys" not in stored(second)[1]["extra"]
 
-    local = f"http://127.0.0.1:{server.port}/{server.token}/"
+    # the page's own origin only: its URLs under the token, and blob: copies of its own responses
+    local = (f"http://127.0.0.1:{server.port}/{server.token}/", f"blob:http://127.0.0.1:{server.port}/")
     assert len(urls) >= 8 and all(url.startswith(local) for url in urls), [u for u in urls if not u.startswith(local)]
     assert any(url.endswith("prediction.png") for url in urls)
     assert shot.stat().st_size > 10_000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import signal
@@ -189,6 +190,12 @@ def test_model_prediction_overlay(tmp_path):
     save_checkpoint(tmp_path / "xseg", {"kind": KIND, "iteration": 3, "model": net.state_dict(),
                                         "config": {"xseg": cfg.to_dict(), "face_type": "whole_face"}})
     faceset = make_faceset(tmp_path / "fs", frames=(1001,))
+    head = Faceset.create(tmp_path / "head", face_type="head", size=SIZE)
+    head.add("a_0.png", np.zeros((SIZE, SIZE, 3), np.float32),
+             dataclasses.replace(faceset.records()[0].meta, face_type="head"))
+    with open_editor(head.root, model=tmp_path / "xseg") as server:  # the model is loaded on first use
+        status, body = fetch(server.url + "api/faces/a_0.png/prediction.png")
+        assert status == 400 and "holds head faces, the XSeg model" in json.loads(body)["error"]
     with pytest.raises(DflError, match=r"--model .*nothing: no XSeg checkpoint \(checkpoint.pt\) there"):
         open_editor(faceset.root, model=tmp_path / "nothing")
     with open_editor(faceset.root, model=tmp_path / "xseg") as server:

@@ -47,7 +47,6 @@ from dfl_vfx.xseg.labels import (
 log = logging.getLogger(__name__)
 
 LOCALHOST = "127.0.0.1"
-APPLIED_MASKS_DIR = "xseg"  # FACESET/xseg/<face stem>.png, written by `dfl-vfx xseg apply`
 MAX_BODY_BYTES = 4 << 20
 STATIC_FILES = {"": ("index.html", "text/html"), "index.html": ("index.html", "text/html"),
                 "editor.js": ("editor.js", "text/javascript"), "editor.css": ("editor.css", "text/css")}
@@ -101,11 +100,10 @@ class EditorSession:
             raise NotFound(f"no face {name!r} in {self.faceset.root}")
         return record
 
-    def _applied_mask_path(self, name: str) -> Path:
-        return self.faceset.root / APPLIED_MASKS_DIR / f"{Path(name).stem}.png"
-
     def has_prediction(self) -> bool:
-        return self.predictor is not None or (self.faceset.root / APPLIED_MASKS_DIR).is_dir()
+        from dfl_vfx.xseg.apply import MASKS_DIR
+
+        return self.predictor is not None or (self.faceset.root / MASKS_DIR).is_dir()
 
     def _face_entry(self, record: FaceRecord) -> dict:
         polygons = record.meta.extra.get("seg_ie_polys") or []
@@ -146,10 +144,13 @@ class EditorSession:
         record = self.record(name)
         if self.predictor is not None:
             return _png(_grey8(self.predictor(self.faceset, record, self.faceset.read(record))))
-        applied = self._applied_mask_path(name)
-        if not applied.is_file():
-            raise NotFound(f"no prediction for {name}: no --model given and no applied mask {applied}")
-        return _png(_grey8(read_matte_label(applied)))
+        from dfl_vfx.xseg.apply import read_xseg_mask, xseg_mask_path
+
+        applied = read_xseg_mask(self.faceset, record)
+        if applied is None:
+            raise NotFound(f"no prediction for {name}: no --model given and no applied mask "
+                           f"{xseg_mask_path(self.faceset, record)}")
+        return _png(_grey8(applied))
 
     def matte_png(self, name: str) -> bytes:
         path = matte_label_path(self.faceset, self.record(name))
@@ -299,8 +300,9 @@ def open_editor(faceset_dir: str | Path, model: str | Path | None = None, port: 
 
 
 def model_predictor(model: str | Path) -> Predictor:
-    """The prediction of an XSeg model folder, loaded on first use (the page opens at once; the first overlay
-    waits for the load)."""
+    """The soft prediction of an XSeg model folder (:func:`dfl_vfx.xseg.apply.predict_masks`), loaded on first use:
+    the page opens at once and the first overlay waits for the load. A model of another face type than the faceset
+    is refused (the page shows the one line)."""
     from dfl_vfx.models.checkpoint import checkpoint_path
 
     if not checkpoint_path(model).is_file():
@@ -310,19 +312,19 @@ def model_predictor(model: str | Path) -> Predictor:
     loaded: list = []
 
     def predict(faceset: Faceset, record: FaceRecord, rgb: np.ndarray) -> np.ndarray:
-        import torch
-
+        from dfl_vfx.xseg.apply import check_face_type, predict_masks
         from dfl_vfx.xseg.model import load_xseg
 
         with lock:
             if not loaded:
-                loaded.append(load_xseg(model))
+                net = load_xseg(model)
+                check_face_type(net, faceset.info.face_type, f"faceset {faceset.root}")
+                loaded.append(net)
         net = loaded[0]
         res, size = net.resolution, rgb.shape[0]
         face = cv2.resize(rgb, (res, res), interpolation=cv2.INTER_AREA) if size != res else rgb
-        batch = torch.from_numpy(np.ascontiguousarray(np.clip(face, 0.0, 1.0).transpose(2, 0, 1)))[None]
-        with torch.inference_mode():
-            mask = net.model(batch.float())[1][0, 0].numpy()
+        with lock:  # one inference at a time: the page asks for a face's overlay as it steps
+            mask = predict_masks(net.model, face[None])[0]
         return cv2.resize(mask, (size, size), interpolation=cv2.INTER_LINEAR) if size != res else mask
 
     return predict

@@ -49,6 +49,26 @@ async function getJson(url, options) {
   return body;
 }
 
+// A mask view: null when there is none (404); a refusal (a wrong model) is shown as the page's message.
+async function loadMask(url) {
+  const response = await fetch(url);
+  if (response.status === 404) return null;
+  if (!response.ok) {
+    let text = url + ": " + response.status;
+    try {
+      text = (await response.json()).error || text;
+    } catch (err) {
+      // keep the status line
+    }
+    setMessage(text, true);
+    return null;
+  }
+  const blobUrl = URL.createObjectURL(await response.blob());
+  const img = await loadImage(blobUrl);
+  URL.revokeObjectURL(blobUrl); // the image is decoded; tint() copies it
+  return img;
+}
+
 function loadImage(url) {
   return new Promise((resolve) => {
     const img = new Image();
@@ -334,12 +354,13 @@ async function go(index) {
   state.busy = true;
   setState("loading");
   const face = state.faces[index];
+  setMessage("loading " + face.name);
   try {
     const data = await getJson(faceUrl(face.name));
     const [image, prediction, matte] = await Promise.all([
       loadImage(faceUrl(face.name, "image.png")),
-      state.hasPrediction ? loadImage(faceUrl(face.name, "prediction.png")) : null,
-      data.matte ? loadImage(faceUrl(face.name, "matte.png")) : null,
+      state.hasPrediction ? loadMask(faceUrl(face.name, "prediction.png")) : null,
+      data.matte ? loadMask(faceUrl(face.name, "matte.png")) : null,
     ]);
     if (!image) throw new Error(face.name + ": the face image cannot be loaded");
     Object.assign(state, {
@@ -352,8 +373,10 @@ async function go(index) {
     showDirty();
     showList();
     layout();
-    setMessage(data.polygons.length + " polygon(s)" + (data.matte ? ", imported matte" : "") +
-      (state.hasPrediction && !prediction ? ", no prediction for this face" : ""));
+    if (!$("message").classList.contains("error")) {
+      setMessage(data.polygons.length + " polygon(s)" + (data.matte ? ", imported matte" : "") +
+        (state.hasPrediction && !prediction ? ", no prediction for this face" : ""));
+    }
     setState("ready");
   } catch (err) {
     setMessage(err.message, true);
