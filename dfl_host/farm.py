@@ -46,7 +46,8 @@ OVERRIDES = {"frames": "--frames", "output": "--output", "work_dir": "--work-dir
              "train_task_time": "--train-task-time",
              "train_tasks": "--train-tasks", "iterations": "--iterations"}
 _ERROR_PREFIX = re.compile(r"^dfl-vfx \S+: error: ")
-_JOB_ID = re.compile(r"(?:JobID=|Job ID: )(\S+)")
+# Deadline 10 and OpenCue lines are ``STEP: JobID=ID``; Deadline Cloud's CLI names its job ``job-<32 hex>``
+_JOB_ID = re.compile(r"(?:JobID=|Job ID: )(\S+)|\b(job-[0-9a-f]{32})\b")
 
 
 class SubmitFailed(EngineError):
@@ -174,7 +175,7 @@ def submit(shot_file: str, engine: str, exe: str | None = None, dry_run: bool = 
     if done.returncode != 0:
         raise SubmitFailed(_failure_line(done.stderr, done.stdout, done.returncode))
     lines = [line.strip() for line in done.stdout.splitlines() if line.strip()]
-    ids = [match.group(1) for line in lines for match in [_JOB_ID.search(line)] if match]
+    ids = [match.group(1) or match.group(2) for line in lines for match in [_JOB_ID.search(line)] if match]
     files = lines if dry_run else []
     return Submitted(engine=engine, shot_file=str(shot_file), job_ids=ids, files=files, output=done.stdout)
 

@@ -16,6 +16,7 @@ from dfl_host.farm import (
     override_args,
     shot_name,
     shot_text,
+    submit,
     submit_command,
     submit_shot,
     write_shot,
@@ -61,6 +62,17 @@ def test_argument_lists_never_shell_strings(tmp_path: Path) -> None:
         submit_command("shot.toml", "tractor", exe=ENGINE)
     with pytest.raises(ValueError, match="unknown farm override 'colour'"):
         override_args({"colour": 1})
+
+
+def test_job_ids_of_every_engine_s_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `dfl-vfx farm submit` prints for Deadline 10 / OpenCue (STEP: JobID=ID) and Deadline Cloud's CLI."""
+    fake = tmp_path / "dfl-vfx"
+    fake.write_text("#!/bin/sh\necho 'Swap: JobID=65f0a1'\necho 'demo-sh010: JobID=2f6b0c1e-cue'\n"
+                    "echo 'Submitted job bundle: /x'\necho 'job-0123456789abcdef0123456789abcdef'\n")
+    fake.chmod(0o755)
+    result = submit("shot.toml", "opencue", exe=str(fake))
+    assert result.job_ids == ["65f0a1", "2f6b0c1e-cue", "job-0123456789abcdef0123456789abcdef"]
+    assert result.files == []
 
 
 def test_names_and_frames() -> None:
