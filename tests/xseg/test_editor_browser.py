@@ -173,6 +173,12 @@ def test_draw_save_step_and_refuse_in_chromium(tmp_path, browser):
         chord(browser, Keys.CONTROL, key="z")
         chord(browser, Keys.CONTROL, Keys.SHIFT, key="z")
         chord(browser, Keys.CONTROL, key="z")
+        overlay = browser.find_element(By.ID, "overlay")
+        assert "active" in overlay.get_attribute("class")  # the applied mask is overlaid
+        keys(browser, "`")
+        assert "active" not in overlay.get_attribute("class")
+        keys(browser, "o")
+        assert "active" in overlay.get_attribute("class")
         keys(browser, "s")
         wait_state(browser, "saved")
         shot = tmp_path / "editor.png"
