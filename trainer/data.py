@@ -1,4 +1,7 @@
-"""Training data: a faceset's faces, face-hull and eyes/mouth masks, and yaws, held in memory as tensors.
+"""Training data: a faceset's faces, face masks and eyes/mouth masks, and yaws, held in memory as tensors.
+
+A face's mask (masked training, the mask head's target) is its applied XSeg mask when the faceset carries one
+(``FACESET/xseg/<face stem>.png``, written by `dfl-vfx xseg apply`), else the landmark hull, as DeepFaceLab does.
 
 Faces are resized once to the model's resolution and kept as float16 (N, 3, R, R) tensors, so a batch is an
 index into memory. Augmentation then runs on the training device (see ``trainer.augment``) and the GPU never
@@ -20,6 +23,7 @@ from dfl_vfx.face.face_type import FaceType
 from dfl_vfx.face.masks import eyes_mouth_mask, hull_mask
 from dfl_vfx.faceset import Faceset
 from dfl_vfx.progress import progress_bar
+from dfl_vfx.xseg.apply import read_xseg_mask
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +76,25 @@ def load_samples(root: str | Path, resolution: int, face_type: str, role: str, p
     eyes_mouth = torch.empty((n, 1, resolution, resolution), dtype=torch.float16)
     yaws = torch.empty(n, dtype=torch.float32)
     scale = resolution / faceset.info.size
+    xseg_count = 0
     for i, record in enumerate(progress_bar(records, desc=f"load {role}", unit="face", enabled=progress)):
         rgb = faceset.read(record)
         if scale != 1.0:
             rgb = cv2.resize(rgb, (resolution, resolution), interpolation=cv2.INTER_AREA)
         landmarks = _resized_landmarks(record.meta.landmarks_array(), scale)
         faces[i] = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
-        masks[i, 0] = torch.from_numpy(hull_mask((resolution, resolution), landmarks))
+        xseg = read_xseg_mask(faceset, record)
+        if xseg is not None:
+            xseg_count += 1
+            if scale != 1.0:
+                xseg = cv2.resize(xseg, (resolution, resolution), interpolation=cv2.INTER_AREA)
+            masks[i, 0] = torch.from_numpy(xseg)
+        else:
+            masks[i, 0] = torch.from_numpy(hull_mask((resolution, resolution), landmarks))
         eyes_mouth[i, 0] = torch.from_numpy(eyes_mouth_mask((resolution, resolution), landmarks))
         yaws[i] = float(record.meta.pose.get("yaw", 0.0))
-    log.info("%s: %d faces from %s at %d px", role, n, faceset.root, resolution)
+    log.info("%s: %d faces from %s at %d px; masks: %d XSeg, %d landmark hull", role, n, faceset.root, resolution,
+             xseg_count, n - xseg_count)
     return FaceSamples(faces, masks, eyes_mouth, yaws, [r.name for r in records])
 
 

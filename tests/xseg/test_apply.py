@@ -78,3 +78,20 @@ def test_model_with_weights_of_another_resolution_is_refused(xseg_model: Path, t
     save_checkpoint(tmp_path / "swap", {"config": {"model": {}}, "model": {"w": torch.zeros(1)}})
     with pytest.raises(DflError, match="not an XSeg model"):
         load_xseg(tmp_path / "swap")
+
+
+def test_trainer_targets_are_xseg_masks_when_applied(tmp_path: Path, faceset_builder) -> None:
+    from dfl_vfx.face.masks import hull_mask
+    from dfl_vfx.io.image import Image, write_image
+    from trainer.data import load_samples
+
+    faceset = faceset_builder(tmp_path / "faces", 2, 0)
+    square = np.zeros((64, 64), np.float32)
+    square[10:30, 12:50] = 1.0
+    first, second = faceset.records()
+    write_image(xseg_mask_path(faceset, first), Image.from_array(square[..., None], fmt="uint8"))
+    samples = load_samples(faceset.root, 32, "wf", "dst")
+    half = square.reshape(32, 2, 32, 2).mean(axis=(1, 3))  # INTER_AREA to the model's 32 px
+    np.testing.assert_allclose(samples.masks[0, 0].float().numpy(), half, atol=1e-3)
+    hull = hull_mask((32, 32), (second.meta.landmarks_array() + 0.5) * 0.5 - 0.5)
+    np.testing.assert_allclose(samples.masks[1, 0].float().numpy(), hull, atol=1e-3)
