@@ -16,6 +16,7 @@ EPILOG = """\
 examples:
   dfl-vfx shot validate docs/examples/shot.toml
   dfl-vfx shot validate shot.toml --frames 1001-1010 --chunk-size 5
+  dfl-vfx shot validate shot.toml --engine deadline10     # and what Deadline 10 can take
 """
 
 
@@ -71,6 +72,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     actions = p.add_subparsers(dest="shot_action", metavar="ACTION", required=True)
     v = actions.add_parser("validate", help="check the shot file and print the plan (steps, tasks, dependencies)")
     add_shot_options(v)
+    from dfl_vfx.farm.engines import ENGINES
+
+    v.add_argument("--engine", choices=sorted(ENGINES), help="also check what this farm engine can express")
     v.set_defaults(run=run_validate)
 
 
@@ -78,4 +82,9 @@ def run_validate(args: argparse.Namespace) -> int:
     shot, job = load_job(args)
     print(f"{shot.file}: valid; {len(shot.frames)} frames {shot.first}-{shot.last} of {shot.plate}")
     print(job.plan())
+    if args.engine:
+        from dfl_vfx.farm.engines import engine
+
+        engine(args.engine).check(job)
+        print(f"--engine {args.engine}: it can take this job")
     return 0

@@ -191,6 +191,10 @@ def test_shot_validate_prints_the_plan(write_shot: Callable[..., Path], capsys: 
     out = capsys.readouterr().out
     assert "valid; 4 frames 1001-1004" in out and "Train03: train 10m (3 of 3)" in out
     assert FRAMES not in out
+    assert main(["shot", "validate", str(write_shot()), "--engine", "deadline10", "--engine-exe", exe]) == 0
+    assert capsys.readouterr().out.endswith("--engine deadline10: it can take this job\n")  # gpus = 0: no group
+    assert main(["shot", "validate", str(write_shot()), "--engine", "deadline10", "--gpus", "1"]) == 2
+    assert "farm.gpus: Deadline 10 cannot require GPUs" in capsys.readouterr().err
 
 
 def test_frames_with_gaps_are_chunked_by_position(write_shot: Callable[..., Path], exe: str, tmp_path: Path) -> None:
