@@ -3,7 +3,8 @@ stays loaded between bakes), a single frame, or a range in a worker thread whose
 polls and which it can cancel (frames in flight finish; the engine only ever leaves whole files).
 
 The host client ``dfl_host`` is the engine's own (docs/dev/host-protocol.md); the bake folder is its
-:func:`dfl_host.bake_cache`, so a live setting never forces a re-bake and two nodes never share a folder.
+:func:`dfl_host.bake_cache`, so a live setting never forces a re-bake and two nodes never share a folder. A farm
+submission (:func:`submit_to_farm`, through :mod:`dfl_host.farm`) swaps into that same folder.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dfl_host import EngineClient, EngineError, RequestCancelled, Schema, SettingError, bake_cache, bake_hash
+from dfl_host.farm import SubmitFailed, Submitted, frames_text, shot_name, submit_shot
 
 from . import bake_plan
 from .bake_plan import BakeError
@@ -108,14 +110,21 @@ class Bake:
             raise BakeError(f"{node}: no frame of {first}-{last} of the plate {request.plate} exists; check the "
                             "frame range and the plate's files")
         self.cache_root = check_cache_root(request.cache_root, node)
-        try:
-            self.client = engine_client(request.exe, self.cache_root)
-        except EngineError as exc:
-            raise BakeError(f"{node}: the dfl-vfx engine: {exc}; set its path in the add-on's preferences "
-                            "(dfl-vfx host install blender does it)") from None
         self.settings = request.settings()
         self.cache = bake_cache(self.cache_root, request.blend, node, request.plate, self.model, self.settings,
                                 bundled_schema())
+        self._client: EngineClient | None = None
+
+    @property
+    def client(self) -> EngineClient:
+        """The session's engine for this bake's output folder, started on first use."""
+        if self._client is None:
+            try:
+                self._client = engine_client(self.request.exe, self.cache_root)
+            except EngineError as exc:
+                raise BakeError(f"{self.request.node}: the dfl-vfx engine: {exc}; set its path in the add-on's "
+                                "preferences (dfl-vfx host install blender does it)") from None
+        return self._client
 
     def worded(self, exc: EngineError) -> str:
         if isinstance(exc, SettingError) and exc.setting:
@@ -127,8 +136,9 @@ class Bake:
     def run_frame(self, frame: int) -> dict[str, Any]:
         """Bake one frame (blocking); the model stays loaded in the session's engine."""
         out = bake_plan.frame_file(self.cache.frames, frame)
+        client = self.client
         try:
-            return self.client.swap_frame(self.request.plate, frame, self.model, out=out, settings=self.settings,
+            return client.swap_frame(self.request.plate, frame, self.model, out=out, settings=self.settings,
                                           faceset=self.request.faceset)
         except EngineError as exc:
             raise BakeError(self.worded(exc)) from None
@@ -153,6 +163,8 @@ class RangeJob:
         self._thread = threading.Thread(target=self._run, name=f"dfl-bake-{bake.request.node}", daemon=True)
 
     def start(self) -> RangeJob:
+        """Start the engine if needed (a :class:`BakeError` here, in the caller's thread), then the range."""
+        _ = self.bake.client
         self._thread.start()
         return self
 
@@ -194,3 +206,51 @@ class RangeJob:
 
     def wait(self, timeout: float | None = None) -> bool:
         return self.finished.wait(timeout)
+
+
+# settings of this workstation's engine that the farm's machines choose for themselves
+MACHINE_SETTINGS = ("device", "backend", "batch", "merge_backend")
+
+
+@dataclass
+class FarmChoice:
+    """The Submit dialog's answers."""
+
+    engine: str
+    pools: str = ""
+    group: str = ""
+    priority: int = 50
+    chunk_size: int = 10
+    dry_run_folder: str = ""
+
+
+def farm_shot(bake: Bake, choice: FarmChoice) -> dict[str, dict[str, Any]]:
+    """The shot file (docs/farm.md) of a node's bake: the farm swaps into the folder the node reads."""
+    request = bake.request
+    stem = os.path.splitext(os.path.basename(request.blend))[0]
+    shot: dict[str, Any] = {"name": shot_name(f"{stem}_{request.node}" if stem else request.node),
+                            "plate": request.plate, "frames": frames_text(bake.frames),
+                            "output": bake.cache.folder,
+                            "work_dir": os.path.join(os.path.dirname(bake.cache.folder), "farm")}
+    if request.faceset:
+        shot["faces"] = request.faceset
+    farm: dict[str, Any] = {"priority": choice.priority, "chunk_size": choice.chunk_size,
+                            "pools": choice.pools.replace(",", " ").split()}
+    if choice.group:
+        farm["group"] = choice.group
+    return {"shot": shot, "model": {"reuse": bake.model},
+            "merge": {key: value for key, value in bake.settings.items() if key not in MACHINE_SETTINGS},
+            "farm": farm}
+
+
+def submit_to_farm(bake: Bake, choice: FarmChoice) -> Submitted:
+    """Write the shot file beside the bake folder and run ``dfl-vfx farm submit`` (blocking: the farm's answer, or
+    for a local ``openjd`` run the whole job); a refusal is a :class:`BakeError` of one line."""
+    document = farm_shot(bake, choice)
+    path = os.path.join(os.path.dirname(bake.cache.folder), "farm", f"{document['shot']['name']}.toml")
+    out = choice.dry_run_folder or None
+    try:
+        return submit_shot(path, document, choice.engine, exe=bake.request.exe, dry_run=out is not None, out=out,
+                           engine_exe=bake.request.exe)
+    except (SubmitFailed, OSError, ValueError) as exc:
+        raise BakeError(f"{bake.request.node}: farm submission refused: {exc}") from None

@@ -1,7 +1,8 @@
 """The DFL operators: add a DFL Swap node, bake the current frame (through the session's ``dfl-vfx serve``, the
 model stays loaded), bake the frame range (modal: progress in the status bar, Esc or Cancel stops it after the
-frames in flight; run from a script it blocks), and what the render-time handler calls. Every problem the artist
-can fix is an operator report of one line."""
+frames in flight; run from a script it blocks), submit the range to a render farm (``dfl_host.farm``; it blocks
+until ``dfl-vfx farm submit`` answers), and what the render-time handler calls. Every problem the artist can fix
+is an operator report of one line."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import Any
 
 import bpy
 
+from dfl_host.farm import ENGINES as FARM_ENGINES
+
 from . import bake_plan, node_group, prefs, props, shim
-from .bake import Bake, BakeRequest, RangeJob
+from .bake import Bake, BakeRequest, FarmChoice, RangeJob, submit_to_farm
 from .bake_plan import BakeError
 
 _jobs: dict[str, RangeJob] = {}  # running range bakes by node name
@@ -264,11 +267,50 @@ class DFL_OT_cancel_bake(_NodeOperator, bpy.types.Operator):
         return {"FINISHED"}
 
 
+class DFL_OT_submit_farm(_NodeOperator, bpy.types.Operator):
+    """Submit the node's range to the render farm: the farm swaps into the folder this node reads"""
+
+    bl_idname = "dfl.submit_farm"
+    bl_label = "Submit to Farm"
+
+    farm_engine: bpy.props.EnumProperty(name="Farm", items=[(name, name, "") for name in FARM_ENGINES])
+    pools: bpy.props.StringProperty(name="Pools", description="Comma or space separated")
+    group: bpy.props.StringProperty(name="Group")
+    priority: bpy.props.IntProperty(name="Priority", default=50, min=0, max=100)
+    chunk_size: bpy.props.IntProperty(name="Chunk size", default=10, min=1)
+    dry_run_folder: bpy.props.StringProperty(
+        name="Dry run folder", subtype="DIR_PATH",
+        description="Write the job files here instead of submitting (empty: submit)")
+
+    def invoke(self, context: bpy.types.Context, event: Any) -> set[str]:
+        return context.window_manager.invoke_props_dialog(self)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        scene = context.scene
+        choice = FarmChoice(self.farm_engine, self.pools, self.group, self.priority, self.chunk_size,
+                            bpy.path.abspath(self.dry_run_folder) if self.dry_run_folder else "")
+        try:
+            node = _node(scene, self.node_name)
+            bake = Bake(request_for(node, scene))
+            result = submit_to_farm(bake, choice)
+            finish(node, scene, bake)
+        except BakeError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        if choice.dry_run_folder:
+            self.report({"INFO"}, f"{node.name}: {result.engine} job written to {choice.dry_run_folder} "
+                                  f"({len(result.files)} files); shot file {result.shot_file}")
+        else:
+            ids = ", ".join(result.job_ids) or "run on this machine"
+            self.report({"INFO"}, f"{node.name}: submitted to {result.engine}: {ids}; shot file {result.shot_file}")
+        return {"FINISHED"}
+
+
 def running_job(node: Any) -> RangeJob | None:
     return _jobs.get(node.name)
 
 
-CLASSES = (DFL_OT_add_swap_node, DFL_OT_bake_frame, DFL_OT_bake_range, DFL_OT_cancel_bake)
+CLASSES = (DFL_OT_add_swap_node, DFL_OT_bake_frame, DFL_OT_bake_range, DFL_OT_cancel_bake, DFL_OT_submit_farm)
 
 
 def register() -> None:

@@ -69,6 +69,7 @@ class DFL_PT_swap(bpy.types.Panel):
         else:
             row.label(text=f"Baking {job.done}/{job.total}")
             row.operator("dfl.cancel_bake", icon="CANCEL").node_name = node.name
+        layout.operator("dfl.submit_farm", icon="EXPORT").node_name = node.name
         if settings.bake_pattern:
             layout.label(text=f"Bake: {settings.bake_pattern}")
 
