@@ -9,6 +9,7 @@ sit over a plate with overscan. Errors a user can fix are :class:`BakeError`, on
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -49,8 +50,10 @@ class SettingSpec:
     live: bool = False
 
 
+@functools.lru_cache(maxsize=4)
 def load_schema(path: str = SCHEMA_FILE) -> dict[str, Any]:
-    """The engine's schema document the add-on was built with (``dfl-vfx schema``)."""
+    """The engine's schema document the add-on was built with (``dfl-vfx schema``); read once (handlers that run
+    on every depsgraph update ask for it). Treat it as read-only."""
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
 
