@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 SPEC_NAME = "job.xml"
 TOKENS = {FRAMES: "#FRAME_START#-#FRAME_END#", FIRST: "#FRAME_START#", LAST: "#FRAME_END#", NODE_RANK: "#IFRAME#"}
 GPU_TAG = "gpu"
-CUEBOT_ENV = ("CUEBOT_HOSTS", "OPENCUE_CONFIG_FILE")
+CUEBOT_ENV = ("CUEBOT_HOSTS", "OPENCUE_CONFIG_FILE", "OPENCUE_CONF")
 
 
 def _outline() -> Any:
@@ -163,9 +163,12 @@ def write(job: Job, out_dir: Path) -> list[Path]:
 
 
 def cuebot_configured() -> bool:
-    """A Cuebot to talk to: ``$CUEBOT_HOSTS``, ``$OPENCUE_CONFIG_FILE`` or the user's ``opencue.yaml``."""
-    config = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "opencue" / "opencue.yaml"
-    return any(os.environ.get(name) for name in CUEBOT_ENV) or config.is_file()
+    """A Cuebot to talk to: ``$CUEBOT_HOSTS``, a pycue config file (``$OPENCUE_CONFIG_FILE``) or the user's
+    ``opencue.yaml`` in pycue's config folder (``~/.config/opencue``)."""
+    from opencue.config import config_base_directory
+
+    user_file = Path(config_base_directory()) / "opencue.yaml"
+    return any(os.environ.get(name) for name in CUEBOT_ENV) or user_file.is_file()
 
 
 def submit(job: Job, out_dir: Path) -> int:

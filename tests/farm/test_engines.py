@@ -69,9 +69,9 @@ def test_opencue_job_spec_golden(write_shot: Callable[..., Path], small_shot: Pa
 def test_opencue_without_a_show_or_a_cuebot_is_one_line(write_shot: Callable[..., Path], tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str],
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("SHOW", "CUEBOT_HOSTS", "OPENCUE_CONFIG_FILE"):
+    for name in ("SHOW", "CUEBOT_HOSTS", "OPENCUE_CONFIG_FILE", "OPENCUE_CONF"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.config/opencue/opencue.yaml
     shot, out = str(write_shot()), tmp_path / "out"
     cases = [(["--dry-run"], "farm.show: OpenCue files every job under a show; set farm.show (or $SHOW)"),
              (["--show", "dfl"], "--engine opencue: no Cuebot configured; set CUEBOT_HOSTS (or an opencue.yaml)")]
