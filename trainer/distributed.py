@@ -4,10 +4,11 @@ share and they meet through DIR, a folder on the storage they share.
 
 The farm cannot say in advance which machine runs node rank 0, so node rank 0 publishes its address there
 (``DIR/master.json``: host and a free port) and the other ranks wait for it, then every node runs torchrun's static
-rendezvous (``--nnodes --node_rank --master_addr --master_port``). Rank 0 removes the file when it ends; a file
-left by a killed rank 0 makes the other ranks fail to connect, exit non-zero (retryable) and meet the new rank 0 on
-the retry. The address is this machine's host name, or ``$DFL_VFX_RDZV_HOST`` (a multi-homed host's farm
-address; ``127.0.0.1`` for several "nodes" on one machine).
+rendezvous (``--nnodes --node_rank --master_addr --master_port``). While it runs, rank 0 touches the file every few
+seconds and removes it when it ends; the other ranks take only a file touched in the last minute, so one left by
+a rank 0 that was killed (pre-empted) is not used: they wait for the retried rank 0. The address is this
+machine's host name, or ``$DFL_VFX_RDZV_HOST`` (a multi-homed host's farm address; ``127.0.0.1`` for several
+"nodes" on one machine).
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 MASTER_FILE = "master.json"
 HOST_ENV = "DFL_VFX_RDZV_HOST"
 WAIT_S = 900.0  # how long ranks > 0 wait for rank 0 (the farm may start the node tasks minutes apart)
+HEARTBEAT_S = 5.0  # rank 0 touches the file this often while it runs
+FRESH_S = 60.0  # ranks > 0 take a file touched this recently (room for clock skew on shared storage)
 LAUNCH_OPTIONS = ("--gpus", "--nnodes", "--node-rank", "--rdzv-dir")
 
 
@@ -75,12 +79,39 @@ def publish_master(rdzv_dir: Path) -> tuple[str, int]:
     return master
 
 
-def wait_for_master(rdzv_dir: Path, timeout_s: float = WAIT_S, poll_s: float = 0.5) -> tuple[str, int]:
-    """Ranks > 0: node rank 0's address, once it is published."""
+class Heartbeat:
+    """Rank 0 touches ``path`` every :data:`HEARTBEAT_S` seconds while the training runs."""
+
+    def __init__(self, path: Path, every_s: float = HEARTBEAT_S) -> None:
+        self.path, self.every_s = path, every_s
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name="dfl-rdzv-heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        while not self.stopped.wait(self.every_s):
+            try:
+                os.utime(self.path)
+            except OSError:
+                return
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+
+def wait_for_master(rdzv_dir: Path, timeout_s: float = WAIT_S, poll_s: float = 0.5,
+                    fresh_s: float = FRESH_S) -> tuple[str, int]:
+    """Ranks > 0: node rank 0's address, once it is published by a rank 0 that is alive (a fresh file)."""
     deadline = time.monotonic() + timeout_s
     path = rdzv_dir / MASTER_FILE
     while True:
         try:
+            if time.time() - path.stat().st_mtime > fresh_s:
+                raise ValueError("a file left by a rank 0 that is gone")
             found = json.loads(path.read_text(encoding="utf-8"))
             return str(found["host"]), int(found["port"])
         except (OSError, ValueError, KeyError):
@@ -106,6 +137,7 @@ def relaunch_with_torchrun(gpus: int, argv: list[str] | None = None, nnodes: int
         return subprocess.call(torchrun_command(gpus, argv, nnodes, node_rank, wait_for_master(folder, wait_s)))
     master = publish_master(folder)
     try:
-        return subprocess.call(torchrun_command(gpus, argv, nnodes, 0, master))
+        with Heartbeat(folder / MASTER_FILE):
+            return subprocess.call(torchrun_command(gpus, argv, nnodes, 0, master))
     finally:
         (folder / MASTER_FILE).unlink(missing_ok=True)

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from trainer.distributed import MASTER_FILE, RendezvousTimeout, publish_master, torchrun_command, wait_for_master
+from trainer.distributed import (
+    MASTER_FILE,
+    Heartbeat,
+    RendezvousTimeout,
+    publish_master,
+    torchrun_command,
+    wait_for_master,
+)
 from trainer.loop import load_checkpoint
 
 ENGINE = str(Path(sys.executable).with_name("dfl-vfx"))
@@ -42,6 +49,13 @@ def test_rank_0_publishes_and_the_others_wait(tmp_path: Path, monkeypatch: pytes
     waiter.join(10)
     assert found == [published] and published[0] == "10.1.2.3" and 0 < published[1] < 65536
     assert sorted(path.name for path in (tmp_path / "rdzv").iterdir()) == [MASTER_FILE]  # no temporary file left
+    master = tmp_path / "rdzv" / MASTER_FILE
+    os.utime(master, (time.time() - 600, time.time() - 600))  # left by a rank 0 killed ten minutes ago
+    with pytest.raises(RendezvousTimeout):
+        wait_for_master(tmp_path / "rdzv", timeout_s=0.2, poll_s=0.05)
+    with Heartbeat(master, every_s=0.05):  # a live rank 0 keeps it fresh
+        time.sleep(0.2)
+        assert wait_for_master(tmp_path / "rdzv", timeout_s=1, poll_s=0.05) == published
 
 
 def test_two_nodes_train_in_step(facesets: tuple[Path, Path], tmp_path: Path, tiny_model: dict) -> None:
