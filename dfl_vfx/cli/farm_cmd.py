@@ -19,6 +19,7 @@ failure (1 a crash, 130 interrupted, 137 out of memory): a retried task resumes 
 examples:
   dfl-vfx farm submit shot.toml --engine openjd --dry-run --out build/farm/openjd
   dfl-vfx farm submit shot.toml --engine deadline10 --pool gpu --group rtx --dry-run --out build/farm/d10
+  dfl-vfx farm submit shot.toml --engine opencue --show sh010 --nodes 2 --gpus 4   # on 2 nodes of 4 GPUs
 """
 
 

@@ -31,7 +31,7 @@ def add_shot_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--priority", type=int, help="job priority ([farm] priority)")
     g.add_argument("--pool", dest="pools", action="append", help="farm pool; repeat for several ([farm] pools)")
     g.add_argument("--group", help="farm group ([farm] group)")
-    g.add_argument("--gpus", type=int, help="GPUs per training task, 0 for CPU ([farm] gpus)")
+    g.add_argument("--gpus", type=int, help="GPUs per training task (per node), 0 for CPU ([farm] gpus)")
     g.add_argument("--gpu-memory-gb", type=int, help="GPU memory each GPU task needs ([farm] gpu_memory_gb)")
     g.add_argument("--nodes", type=int, help="machines each training task runs on ([farm] nodes)")
     g.add_argument("--show", help="OpenCue show to file the job under ([farm] show)")
