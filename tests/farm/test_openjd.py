@@ -1,9 +1,11 @@
 """The Open Job Description template, checked by the real `openjd check`, and the whole demo pipeline run by the
-real `openjd run` (extract -> time-boxed training chain -> export -> swap in chunks -> comp) with a tiny model."""
+real `openjd run` (extract -> time-boxed training chain -> export -> swap in chunks -> comp) with a tiny model; and a
+training step on two nodes run as a farm runs it: two `openjd run` sessions at once, one per NodeRank."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -16,6 +18,8 @@ from dfl_vfx.farm import openjd
 from dfl_vfx.farm.job import build_job
 from dfl_vfx.farm.shot import load_shot
 from dfl_vfx.io.sequence import open_sequence
+from trainer.distributed import MASTER_FILE
+from trainer.loop import load_checkpoint
 
 OPENJD = str(Path(sys.executable).parent / "openjd")
 
@@ -82,3 +86,43 @@ def test_openjd_run_of_the_whole_pipeline(write_shot: Callable[..., Path], tmp_p
     swapped_text = " ".join(swapped) + " "
     assert (tmp_path / "comp.log").read_text().splitlines() == [  # each chunk rendered after the whole swap
         f"-b {blend} -s 1001 -e 1002 -a | {swapped_text}", f"-b {blend} -s 1003 -e 1004 -a | {swapped_text}"]
+
+
+def test_two_openjd_sessions_train_as_two_nodes(small_shot: Path, facesets: tuple[Path, Path], tiny_model: dict,
+                                                tmp_path: Path) -> None:
+    """The template's multi-node step (NodeRank 0 and 1), each task in its own `openjd run` as two farm workers
+    would run them: the nodes meet through the work folder, train in DDP (gloo) with equal parameters, rank 0
+    saves, and the address file is gone afterwards."""
+    src, dst = facesets
+    options = "\n".join(f"{key} = {json.dumps(value)}" for key, value in tiny_model.items())
+    path = tmp_path / "shot.toml"
+    path.write_text(f"""
+[shot]
+plate = "{small_shot}/plate/plate.####.exr"
+frames = "1001-1004"
+output = "{tmp_path}/swap"
+work_dir = "{tmp_path}/work"
+faces = "{dst}"
+[source]
+faceset = "{src}"
+[model.options]
+{options}
+[farm]
+gpus = 0
+nodes = 2
+train_tasks = 1
+train_task_time = "10m"
+iterations = 2
+""")
+    shot = load_shot(path)
+    (template,) = openjd.write(build_job(shot), tmp_path / "openjd")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DFL_VFX_RDZV_HOST": "127.0.0.1"}
+    nodes = [subprocess.Popen([OPENJD, "run", str(template), "--step", "Train01", "-tp", f"NodeRank={rank}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+             for rank in (1, 0)]  # rank 1 first: it waits for rank 0
+    logs = [node.communicate(timeout=300)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], "\n".join(log[-3000:] for log in logs)
+    assert "DDP: 2 ranks, max parameter difference 0" in (shot.model_dir / "train.log").read_text()
+    checkpoint = load_checkpoint(shot.model_dir)
+    assert checkpoint["iteration"] == 2 and sorted(checkpoint["rng"]) == ["0", "1"]
+    assert not (shot.work_dir / "rendezvous" / "Train01" / MASTER_FILE).exists()

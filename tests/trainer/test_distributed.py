@@ -1,5 +1,6 @@
 """`--gpus N` relaunches the same training command under torchrun; `--nnodes M --node-rank R --rdzv-dir DIR` runs
-it on M machines that meet through a shared folder (here: two processes of this machine as two nodes)."""
+it on M machines that meet through a shared folder. Two nodes training for real: tests/farm/test_openjd.py (two
+`openjd run` sessions of the farm template's training step, one per node rank)."""
 
 import os
 import subprocess
@@ -18,7 +19,6 @@ from trainer.distributed import (
     torchrun_command,
     wait_for_master,
 )
-from trainer.loop import load_checkpoint
 
 ENGINE = str(Path(sys.executable).with_name("dfl-vfx"))
 
@@ -56,25 +56,6 @@ def test_rank_0_publishes_and_the_others_wait(tmp_path: Path, monkeypatch: pytes
     with Heartbeat(master, every_s=0.05):  # a live rank 0 keeps it fresh
         time.sleep(0.2)
         assert wait_for_master(tmp_path / "rdzv", timeout_s=1, poll_s=0.05) == published
-
-
-def test_two_nodes_train_in_step(facesets: tuple[Path, Path], tmp_path: Path, tiny_model: dict) -> None:
-    """Two `dfl-vfx train` processes as two nodes (one CPU rank each, gloo): they meet through the folder, train
-    in DDP with equal parameters, rank 0 saves, and the address file is gone afterwards."""
-    src, dst = facesets
-    model_dir, rdzv = tmp_path / "model", tmp_path / "rdzv"
-    base = [ENGINE, "train", f"--src={src}", f"--dst={dst}", f"--model-dir={model_dir}", "--batch-size=2",
-            "--max-iters=2", "--no-progress", "--device=cpu", "--preview-every=0", "--nnodes=2",
-            f"--rdzv-dir={rdzv}"] + [f"--set=model.{k}={v}" for k, v in tiny_model.items()]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "DFL_VFX_RDZV_HOST": "127.0.0.1"}
-    nodes = [subprocess.Popen([*base, f"--node-rank={rank}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, env=env) for rank in (1, 0)]  # rank 1 first: it waits for rank 0
-    logs = [node.communicate(timeout=240)[0] for node in nodes]
-    assert [node.returncode for node in nodes] == [0, 0], "\n".join(log[-2000:] for log in logs)
-    assert "DDP: 2 ranks, max parameter difference 0" in (model_dir / "train.log").read_text()
-    assert load_checkpoint(model_dir)["iteration"] == 2
-    assert sorted(load_checkpoint(model_dir)["rng"]) == ["0", "1"]
-    assert not (rdzv / MASTER_FILE).exists()
 
 
 def test_bad_node_options_are_one_line(tmp_path: Path) -> None:
