@@ -16,7 +16,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dfl_host import EngineClient, EngineError, RequestCancelled, Schema, SettingError, bake_cache, bake_hash
+from dfl_host import (
+    BakeCache,
+    EngineClient,
+    EngineError,
+    RequestCancelled,
+    Schema,
+    SettingError,
+    bake_cache,
+    bake_hash,
+)
 from dfl_host.farm import SubmitFailed, Submitted, frames_text, shot_name, submit_shot
 
 from . import bake_plan
@@ -114,6 +123,11 @@ class Bake:
         self.cache = bake_cache(self.cache_root, request.blend, node, request.plate, self.model, self.settings,
                                 bundled_schema())
         self._client: EngineClient | None = None
+
+    def keep_folder(self, pattern: str) -> None:
+        """Bake into the folder the node already reads (``pattern``, baked with these same settings), even if the
+        .blend was saved under another name since: a farm node keeps filling the workstation's bake."""
+        self.cache = BakeCache(os.path.dirname(pattern), pattern, self.cache.settings_hash)
 
     @property
     def client(self) -> EngineClient:

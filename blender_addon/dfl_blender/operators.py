@@ -81,6 +81,16 @@ def request_for(node: Any, scene: Any, frames: list[int] | None = None) -> BakeR
                        frames=frames if frames is not None else frames_of(node, scene), values=values)
 
 
+def make_bake(node: Any, scene: Any, frames: list[int] | None = None) -> Bake:
+    """The node's bake, checked; it keeps the node's folder while the re-bake settings are those it was baked
+    with (the folder's name holds the .blend's, which may have changed since)."""
+    bake = Bake(request_for(node, scene, frames))
+    settings = node.node_tree.dfl
+    if settings.bake_pattern and settings.bake_hash == bake.cache.settings_hash:
+        bake.keep_folder(settings.bake_pattern)
+    return bake
+
+
 def is_stale(node: Any, scene: Any) -> bool:
     """Whether a setting that needs the network (model, plate, a re-bake setting) changed since the bake."""
     settings = node.node_tree.dfl
@@ -118,7 +128,7 @@ def bake_frame_if_missing(node: Any, scene: Any, frame: int) -> bool:
     """Bake ``frame`` unless its bake exists (render-time mode) and point the node at the bake; whether it baked.
     The first frame of a bake folder is baked in ``render_init``, so the node reads that folder from the first
     rendered frame on (Blender copies the compositor before ``render_pre``)."""
-    bake = Bake(request_for(node, scene, frames=[frame]))
+    bake = make_bake(node, scene, frames=[frame])
     baked = not os.path.exists(bake_plan.layers_file(bake_plan.frame_file(bake.cache.frames, frame)))
     if baked:
         bake.run_frame(frame)
@@ -164,7 +174,7 @@ class DFL_OT_bake_frame(_NodeOperator, bpy.types.Operator):
         scene = context.scene
         try:
             node = _node(scene, self.node_name)
-            bake = Bake(request_for(node, scene, frames=[scene.frame_current]))
+            bake = make_bake(node, scene, frames=[scene.frame_current])
             result = bake.run_frame(scene.frame_current)
             finish(node, scene, bake)
         except BakeError as exc:
@@ -186,7 +196,7 @@ class DFL_OT_bake_range(_NodeOperator, bpy.types.Operator):
             node = _node(scene, self.node_name)
             if node.name in _jobs:
                 raise BakeError(f"{node.name}: a bake is already running; cancel it first")
-            job = RangeJob(Bake(request_for(node, scene))).start()
+            job = RangeJob(make_bake(node, scene)).start()
         except BakeError as exc:
             self.report({"ERROR"}, str(exc))
             return None
@@ -291,7 +301,7 @@ class DFL_OT_submit_farm(_NodeOperator, bpy.types.Operator):
                             bpy.path.abspath(self.dry_run_folder) if self.dry_run_folder else "")
         try:
             node = _node(scene, self.node_name)
-            bake = Bake(request_for(node, scene))
+            bake = make_bake(node, scene)
             result = submit_to_farm(bake, choice)
             finish(node, scene, bake)
         except BakeError as exc:
