@@ -160,8 +160,8 @@ def _declare(*settings: Setting) -> dict[str, Setting]:
 SWAP_SETTINGS: dict[str, Setting] = _declare(
     # merge: what the merger does with the network's face
     Setting("mask_mode", "text", "learned-prd*learned-dst", "Mask mode",
-            "which masks make the matte: full, hull, learned-prd, learned-dst combined with * and + "
-            "(DeepFaceLab's 0..5 also accepted)", "merge", check=_check_mask_mode),
+            "which masks make the matte: full, hull, learned-prd, learned-dst, xseg-prd, xseg-dst combined with * "
+            "and + (DeepFaceLab's 0..9 also accepted; xseg masks need xseg_model)", "merge", check=_check_mask_mode),
     Setting("erode", "float", 0.0, "Erode", "shrink (>0) or grow (<0) the matte", "merge", live=True,
             range=(-400, 400), units=DFL_ERODE_UNITS),
     Setting("blur", "float", 25.0, "Blur", "soften the matte's edge", "merge", live=True, range=(0, 400),
@@ -187,6 +187,9 @@ SWAP_SETTINGS: dict[str, Setting] = _declare(
     Setting("face_exposure", "float", 0.0, "Face exposure",
             "grade the face before the composite: its plate-space RGB times 2**stops (an exposure change on a "
             "scene-linear plate)", "merge", live=True, range=(-4, 4), units="stops"),
+    Setting("xseg_model", "path", None, "XSeg model",
+            "XSeg model folder (dfl-vfx xseg train) for the xseg-prd and xseg-dst mask modes; "
+            "trained on the swap model's face type", "merge", optional=True),
     # model: which network runs, and where
     Setting("backend", "choice", "auto", "Backend", "runtime: auto picks TensorRT, then ONNX Runtime", "model",
             choices=BACKEND_CHOICES),
@@ -215,7 +218,8 @@ SWAP_SETTINGS: dict[str, Setting] = _declare(
 )
 
 MERGE_SETTING_NAMES = ("mask_mode", "erode", "blur", "color_transfer", "face_scale", "interpolation",
-                       "sharpen_mode", "sharpen_amount", "motion_blur", "seed", "opacity", "face_exposure")
+                       "sharpen_mode", "sharpen_amount", "motion_blur", "seed", "opacity", "face_exposure",
+                       "xseg_model")
 
 
 def validate_setting(name: str, value: Any) -> Any:

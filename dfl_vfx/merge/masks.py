@@ -1,8 +1,9 @@
 """Merge masks: mask-mode expressions over the landmark hull and the learned masks, DeepFaceLab's erode/blur units.
 
 A mask mode is a sum of products of mask names, e.g. ``learned-prd*learned-dst`` (DeepFaceLab's default) or
-``hull+learned-dst``; sums are clipped to 1. DeepFaceLab's numeric modes 0..5 are accepted as aliases. XSeg names
-are reserved for the segmentation models that come later.
+``hull+learned-dst``; sums are clipped to 1. DeepFaceLab's numeric modes 0..9 are accepted as aliases. The XSeg
+masks (``xseg-prd``: an XSeg model on the predicted face, ``xseg-dst``: on the dst face) need the ``xseg_model``
+setting (see :mod:`dfl_vfx.xseg.masker`).
 
 Erode and blur keep DeepFaceLab's units: pixels of the aligned face at 4x the model resolution (an erode of 40 on a
 256 model is 40 px at 1024). :func:`plate_px_per_unit` is the plate size of one such unit for a face, and
@@ -20,8 +21,8 @@ import numpy as np
 
 from dfl_vfx.schema import SettingError
 
-MASK_NAMES = ("full", "hull", "learned-prd", "learned-dst")
 XSEG_NAMES = ("xseg-prd", "xseg-dst")
+MASK_NAMES = ("full", "hull", "learned-prd", "learned-dst", *XSEG_NAMES)
 DFL_MASK_MODES = {
     "0": "full",
     "1": "hull",
@@ -29,6 +30,10 @@ DFL_MASK_MODES = {
     "3": "learned-dst",
     "4": "learned-prd*learned-dst",
     "5": "learned-prd+learned-dst",
+    "6": "xseg-prd",
+    "7": "xseg-dst",
+    "8": "xseg-prd*xseg-dst",
+    "9": "learned-prd*learned-dst*xseg-prd*xseg-dst",
 }
 DEFAULT_MASK_MODE = "learned-prd*learned-dst"
 MASK_PROCESSING_SCALE = 4  # DeepFaceLab processes masks in aligned space at 4x the model resolution
@@ -40,18 +45,20 @@ def parse_mask_mode(mode: str) -> list[list[str]]:
     terms = [[name.strip() for name in term.split("*")] for term in text.split("+")]
     for term in terms:
         for name in term:
-            if name in XSEG_NAMES:
-                raise SettingError("mask_mode", mode, "XSeg masks need a trained XSeg model, which this version "
-                                   f"cannot load yet; use {', '.join(MASK_NAMES)}")
             if name not in MASK_NAMES:
                 raise SettingError("mask_mode", mode, f"unknown mask {name!r}; combine {', '.join(MASK_NAMES)} "
-                                   f"with * and + (e.g. {DEFAULT_MASK_MODE}) or use DeepFaceLab's 0..5")
+                                   f"with * and + (e.g. {DEFAULT_MASK_MODE}) or use DeepFaceLab's 0..9")
     return terms
 
 
 def mask_names(mode: str) -> set[str]:
     """The masks a mode needs (so callers only build those)."""
     return {name for term in parse_mask_mode(mode) for name in term}
+
+
+def needs_xseg(mode: str) -> bool:
+    """Whether a mode uses an XSeg mask (and so needs the ``xseg_model`` setting)."""
+    return bool(mask_names(mode) & set(XSEG_NAMES))
 
 
 def combine_masks(mode: str, masks: dict[str, Any]) -> Any:

@@ -38,6 +38,7 @@ from dfl_vfx.merge.masks import (
     DEFAULT_MASK_MODE,
     combine_masks,
     mask_names,
+    needs_xseg,
     plate_blur_sigma,
     plate_clip_margin,
     plate_erode_radius,
@@ -71,13 +72,18 @@ class MergeSettings:
     seed: int = 0
     opacity: float = 1.0  # 0..1, multiplies each face's final matte (live)
     face_exposure: float = 0.0  # stops, -4..4: the face's plate-space RGB times 2**stops before the composite (live)
+    xseg_model: str | None = None  # XSeg model folder for the xseg-prd / xseg-dst masks
 
     def validate(self) -> None:
-        """Every knob checked by its declaration in :mod:`dfl_vfx.schema` (errors name the setting)."""
-        from dfl_vfx.schema import validate_setting
+        """Every knob checked by its declaration in :mod:`dfl_vfx.schema` (errors name the setting); an XSeg mask
+        mode needs ``xseg_model``."""
+        from dfl_vfx.schema import SettingError, validate_setting
 
         for name in asdict(self):
             validate_setting(name, getattr(self, name))
+        if needs_xseg(self.mask_mode) and not self.xseg_model:
+            raise SettingError("mask_mode", self.mask_mode, "uses XSeg masks: set xseg_model to a trained XSeg model "
+                               "folder (dfl-vfx xseg train)")
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -174,6 +180,11 @@ class FaceMerger:
         self.face_ops: MergeOps = HostMergeOps(threads=threads) if on_host else self.ops
         self.colours: ColourConversion = self.torch_space if self.torch_space is not None else space
         self._needs = mask_names(settings.mask_mode)
+        self.xseg = None  # the XSeg model, run on aligned faces for the xseg-prd / xseg-dst masks
+        if needs_xseg(settings.mask_mode):
+            from dfl_vfx.xseg.masker import XSegMasker
+
+            self.xseg = XSegMasker(settings.xseg_model, face_type.cli_name, resolution)
 
     @property
     def device_stage(self) -> bool:
@@ -207,6 +218,10 @@ class FaceMerger:
         run = self.face_ops
         s = self.settings
         masks = {"hull": prepared.hull, "learned-prd": mask_src, "learned-dst": mask_dst}
+        if "xseg-dst" in self._needs:
+            masks["xseg-dst"] = self.xseg(prepared.model_input)
+        if "xseg-prd" in self._needs:
+            masks["xseg-prd"] = self.xseg(rgb)
         mask = combine_masks(s.mask_mode, {k: v for k, v in masks.items() if k in self._needs or k == "hull"})
         face = run.float32(rgb)
         if s.color_transfer != "none":

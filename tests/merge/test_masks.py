@@ -14,6 +14,7 @@ from dfl_vfx.merge.masks import (
     plate_erode_radius,
     plate_px_per_unit,
 )
+from dfl_vfx.merge.merger import MergeSettings
 
 PRD = np.array([[0.2, 1.0], [0.5, 0.0]], np.float32)
 DST = np.array([[0.5, 0.5], [1.0, 0.9]], np.float32)
@@ -31,11 +32,12 @@ def test_products_sums_and_dfl_numbers() -> None:
     assert parse_mask_mode("5") == [["learned-prd"], ["learned-dst"]]
 
 
-def test_unknown_and_xseg_masks_are_clear_errors() -> None:
+def test_unknown_masks_are_clear_errors_and_xseg_needs_a_model() -> None:
     with pytest.raises(DflError, match="mask_mode hull\\*eyes: unknown mask 'eyes'"):
         parse_mask_mode("hull*eyes")
-    with pytest.raises(DflError, match="XSeg"):
-        parse_mask_mode("xseg-prd")
+    assert parse_mask_mode("8") == [["xseg-prd", "xseg-dst"]]  # DeepFaceLab's XSeg modes 6..9
+    with pytest.raises(DflError, match="mask_mode xseg-prd: uses XSeg masks: set xseg_model"):
+        MergeSettings(mask_mode="xseg-prd").validate()
 
 
 def test_erode_and_blur_are_relative_to_the_face_size() -> None:

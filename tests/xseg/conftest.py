@@ -78,8 +78,13 @@ def xseg_model(labelled_faceset: Path, tmp_path_factory: pytest.TempPathFactory)
 
     torch.manual_seed(0)
     model_dir = tmp_path_factory.mktemp("xseg_model") / "model"
-    train_xseg(XSegTrainConfig(facesets=[str(labelled_faceset)], model_dir=str(model_dir), resolution=64, base_ch=8,
-                               max_iters=60, lr=3e-4, device="cpu", preview_every=0), progress=False)
+    threads = torch.get_num_threads()  # session fixtures start before the module's one-thread fixture
+    torch.set_num_threads(1)
+    try:
+        train_xseg(XSegTrainConfig(facesets=[str(labelled_faceset)], model_dir=str(model_dir), resolution=64,
+                                   base_ch=8, max_iters=60, lr=3e-4, device="cpu", preview_every=0), progress=False)
+    finally:
+        torch.set_num_threads(threads)
     return model_dir
 
 
