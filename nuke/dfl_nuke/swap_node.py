@@ -36,7 +36,7 @@ STALE_TEXT = "stale: re-bake"
 NEVER_STALE = frozenset({"showPanel", "hidePanel", "inputChange", "xpos", "ypos", "selected", "label",
                          "tile_color", "stale", "stale_label", "bake_file", "bake_hash", "bake_first", "bake_last",
                          "px_per_unit", "cache_root", "first_frame", "last_frame", "bake_frame", "bake_range",
-                         "cancel_bake", "show_farm_command", "name"})
+                         "cancel_bake", "show_farm_command", "submit_farm", "name"})
 
 _client_lock = threading.Lock()
 _clients: dict[tuple[str | None, str], EngineClient] = {}

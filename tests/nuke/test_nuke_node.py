@@ -66,6 +66,17 @@ def _swap_node(nuke: Any, tmp_path: Path, plate: str = "", model: str = "") -> A
     return node
 
 
+def test_no_button_of_the_gizmo_marks_the_node_stale() -> None:
+    import re
+
+    from dfl_nuke import swap_node
+
+    gizmo = (Path(__file__).parents[2] / "nuke" / "gizmos" / "DFLSwap.gizmo").read_text()
+    buttons = set(re.findall(r"addUserKnob \{22 (\w+)", gizmo))
+    assert {"bake_frame", "bake_range", "cancel_bake", "submit_farm"} <= buttons
+    assert buttons <= swap_node.NEVER_STALE
+
+
 def test_a_re_bake_knob_marks_the_node_stale_a_live_knob_does_not(nuke: Any, tmp_path: Path) -> None:
     from dfl_nuke import swap_node
 
