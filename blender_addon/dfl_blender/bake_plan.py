@@ -37,7 +37,7 @@ class BakeError(Exception):
 
 @dataclass(frozen=True)
 class SettingSpec:
-    """One schema setting as a Blender property: kind is float, int, enum or text."""
+    """One schema setting as a Blender property: kind is float, int, enum, text or path."""
 
     name: str
     label: str
@@ -81,8 +81,8 @@ def setting_specs(document: Mapping[str, Any]) -> list[SettingSpec]:
             specs.append(SettingSpec(name, entry["label"], kind, default if default is not None else 0,
                                      description, low, high, live=bool(entry.get("live"))))
         else:
-            specs.append(SettingSpec(name, entry["label"], "text", "" if default is None else str(default),
-                                     description))
+            specs.append(SettingSpec(name, entry["label"], "path" if kind == "path" else "text",
+                                     "" if default is None else str(default), description))
     return specs
 
 
@@ -94,7 +94,7 @@ def engine_settings(specs: Iterable[SettingSpec], values: Mapping[str, Any]) -> 
         if spec.name not in values:
             continue
         value = values[spec.name]
-        if spec.kind in ("enum", "text"):
+        if spec.kind in ("enum", "text", "path"):
             value = str(value).strip()
             if not value or value == ENGINE_DEFAULT_ITEM and spec.kind == "enum":
                 continue

@@ -74,6 +74,9 @@ def frames_of(node: Any, scene: Any) -> list[int]:
 def request_for(node: Any, scene: Any, frames: list[int] | None = None) -> BakeRequest:
     settings = node.node_tree.dfl
     values = {**props.values(settings), **node_group.live_values(node)}
+    for spec in props.rebake_specs():
+        if spec.kind == "path" and values.get(spec.name):
+            values[spec.name] = bpy.path.abspath(values[spec.name])  # // is the .blend's folder
     return BakeRequest(node=node.name, blend=bpy.data.filepath, exe=prefs.engine_path(),
                        cache_root=bpy.path.abspath(settings.cache_root).rstrip(os.sep) if settings.cache_root else "",
                        plate=plate_pattern(node), model=bpy.path.abspath(settings.model).strip(),

@@ -22,6 +22,8 @@ def _schema_property(spec: bake_plan.SettingSpec) -> Any:
     if spec.kind == "float":
         limits = {k: float(v) for k, v in (("min", spec.minimum), ("max", spec.maximum)) if v is not None}
         return bpy.props.FloatProperty(default=float(spec.default), **limits, **common)
+    if spec.kind == "path":
+        return bpy.props.StringProperty(default=spec.default, subtype="FILE_PATH", **common)
     return bpy.props.StringProperty(default=spec.default, **common)
 
 

@@ -14,7 +14,8 @@ from dfl_blender.exr_header import Box, ExrHeader, ExrHeaderError, read_header
 
 def test_bundled_schema_is_the_engines(engine_exe: str) -> None:
     """The add-on builds its properties and group inputs from schema.json; it must be what the engine says."""
-    assert bake_plan.load_schema() == engine_json(engine_exe, "schema")
+    assert bake_plan.load_schema() == engine_json(engine_exe, "schema"), \
+        "the engine's schema changed: .venv/bin/dfl-vfx schema > blender_addon/dfl_blender/schema.json"
 
 
 def test_setting_specs_split_live_from_rebake() -> None:
@@ -24,6 +25,7 @@ def test_setting_specs_split_live_from_rebake() -> None:
     assert specs["blur"].minimum == 0 and specs["blur"].maximum == 400 and specs["blur"].default == 25.0
     assert specs["face_type"].items[0] == bake_plan.ENGINE_DEFAULT_ITEM == specs["face_type"].default
     assert specs["color_transfer"].kind == "enum" and "rct" in specs["color_transfer"].items
+    assert specs["ocio_config"].kind == "path" and specs["mask_mode"].kind == "text"
 
 
 def test_engine_settings() -> None:
