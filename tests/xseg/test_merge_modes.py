@@ -84,3 +84,40 @@ def test_combine_masks_accepts_xseg_names() -> None:
     a = np.array([[0.2, 1.0]], np.float32)
     b = np.array([[0.5, 0.5]], np.float32)
     np.testing.assert_allclose(combine_masks("8", {"xseg-prd": a, "xseg-dst": b}), a * b)
+
+
+def _constant_xseg(folder: Path, bias: float) -> Path:
+    """A full-face XSeg model whose mask is sigmoid(bias) everywhere (out_conv weights 0)."""
+    from dfl_vfx.models.checkpoint import save_checkpoint
+    from dfl_vfx.xseg.model import KIND, XSeg, XSegConfig
+
+    model = XSeg(XSegConfig(resolution=64, base_ch=4))
+    with torch.no_grad():
+        model.out_conv.weight.zero_()
+        model.out_conv.bias.fill_(bias)
+    save_checkpoint(folder, {"kind": KIND, "config": {"xseg": model.cfg.to_dict(), "face_type": "full_face"},
+                             "model": model.state_dict(), "iteration": 0})
+    return folder
+
+
+def test_swap_with_xseg_dst(small_shot: Path, facesets: tuple[Path, Path], swap_model: tuple[Path, Path],
+                            tmp_path: Path) -> None:
+    """End to end through `dfl-vfx swap`: an XSeg mask of 1 everywhere swaps like mask mode full; one below 0.1
+    (zeroed) pastes nothing, so the frame keeps the plate's pixels exactly."""
+    from dfl_vfx.cli.main import main
+    from dfl_vfx.io.image import read_image
+
+    plate = str(small_shot / "plate" / "plate.####.exr")
+    common = ["--model", str(swap_model[1]), "--faceset", str(facesets[1]), "--frames", "1005", "--no-progress",
+              "--color-transfer", "none"]
+    runs = {"full": ["--mask-mode", "full"],
+            "ones": ["--mask-mode", "xseg-dst", "--xseg-model", str(_constant_xseg(tmp_path / "ones", 12.0))],
+            "zeros": ["--mask-mode", "7", "--xseg-model", str(_constant_xseg(tmp_path / "zeros", -12.0))]}
+    frames = {}
+    for name, extra in runs.items():
+        assert main(["swap", plate, "--out", str(tmp_path / name), *common, *extra]) == 0
+        frames[name] = read_image(tmp_path / name / "plate.1005.exr").pixels
+    original = read_image(small_shot / "plate" / "plate.1005.exr").pixels
+    assert np.abs(frames["full"] - original).max() > 0.01  # a face was pasted
+    np.testing.assert_allclose(frames["ones"], frames["full"], atol=2e-3)  # sigmoid(12) = 1 - 6e-6
+    np.testing.assert_array_equal(frames["zeros"], original)
