@@ -110,13 +110,16 @@ def _swap_run(plate: str, faces: Path, model: Path, work: Path, args: argparse.N
     n = len(summary.done)
     per_frame = summary.frames_s / n  # steady state: model loading is reported apart as setup_s
     swap_cpu = (_cpu_s() - cpu) / n  # model loading included: a little more than the frames' own
+    stages = {k: v / n for k, v in vars(summary.times).items()}
     return {
         "read_write_s_per_frame": round(read_write_s, 4),
         "swap_s_per_frame": round(per_frame, 4),
         "swap_over_read_write": round(per_frame / read_write_s, 3),
         "read_write_cpu_s_per_frame": round(read_write_cpu, 4),
         "swap_cpu_s_per_frame": round(swap_cpu, 4),
-        "stage_s_per_frame": {k: round(v / n, 4) for k, v in vars(summary.times).items()},
+        "stage_s_per_frame": {k: round(v, 4) for k, v in stages.items()},
+        # the share of the run the frame workers spent in a stage (1: a worker never waited for another's stage)
+        "workers_busy": round(sum(stages.values()) / (args.jobs * per_frame), 3),
         "setup_s": round(summary.setup_s, 3),
         "frames": n,
         "faces": summary.faces,

@@ -254,3 +254,14 @@ def test_gpu_resident_swap_matches_the_host_swap(small_shot, plans, swap_model) 
     diff = np.abs(host - gpu)
     # crop order (premultiplied on the GPU), lanczos tables and GPU convolutions differ slightly, never grossly
     assert np.median(diff) < 1e-3 and np.percentile(diff, 99.9) < 5e-2
+
+
+def test_the_layer_window_counts_in_the_settings_hash_only_with_a_layers_file(make_echo) -> None:
+    def digest(layers: tuple[str, ...], window: str) -> str:
+        return SwapEngine(SwapSettings(model="echo.onnx", layers=layers, layer_window=window),
+                          runtime=make_echo(64)).settings_hash
+
+    assert digest(("rgba", "matte", "raw"), "face") != digest(("rgba", "matte", "raw"), "display")
+    assert digest(("rgba",), "face") == digest(("rgba",), "display")  # no layers file: the frame is the same
+    with pytest.raises(DflError, match="layer_window corner: unknown; use face, display"):
+        SwapSettings(model="echo.onnx", layer_window="corner").validate()
