@@ -71,13 +71,14 @@ def frames_of(node: Any, scene: Any) -> list[int]:
     return list(range(first, last + 1))
 
 
-def request_for(node: Any, scene: Any, frames: list[int] | None = None) -> BakeRequest:
+def request_for(node: Any, scene: Any, frames: list[int] | None = None, drawing: bool = False) -> BakeRequest:
+    """What the node asks the engine for (``drawing``: from a panel's draw, which must not write preferences)."""
     settings = node.node_tree.dfl
     values = {**props.values(settings), **node_group.live_values(node)}
     for spec in props.rebake_specs():
         if spec.kind == "path" and values.get(spec.name):
             values[spec.name] = bpy.path.abspath(values[spec.name])  # // is the .blend's folder
-    return BakeRequest(node=node.name, blend=bpy.data.filepath, exe=prefs.engine_path(),
+    return BakeRequest(node=node.name, blend=bpy.data.filepath, exe=prefs.engine_path(fill=not drawing),
                        cache_root=bpy.path.abspath(settings.cache_root).rstrip(os.sep) if settings.cache_root else "",
                        plate=plate_pattern(node), model=bpy.path.abspath(settings.model).strip(),
                        faceset=bpy.path.abspath(settings.faceset).rstrip(os.sep) or None,
@@ -100,7 +101,7 @@ def is_stale(node: Any, scene: Any) -> bool:
     if not settings.bake_hash:
         return False
     try:
-        return request_for(node, scene, frames=[scene.frame_current]).folder_hash() != settings.bake_hash
+        return request_for(node, scene, [scene.frame_current], drawing=True).folder_hash() != settings.bake_hash
     except (BakeError, OSError):
         return False
 
@@ -209,12 +210,12 @@ class DFL_OT_bake_range(_NodeOperator, bpy.types.Operator):
 
     def _end(self, context: bpy.types.Context, job: RangeJob) -> set[str]:
         _jobs.pop(self._node_name, None)
-        scene = context.scene
-        node = scene and _node(scene, self._node_name)
         if job.error:
             self.report({"ERROR"}, job.error)
             return {"CANCELLED"}
+        scene = context.scene
         try:
+            node = _node(scene, self._node_name)
             finish(node, scene, job.bake)
         except BakeError as exc:
             self.report({"ERROR"}, str(exc))

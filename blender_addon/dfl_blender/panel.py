@@ -28,7 +28,7 @@ class DFL_PT_swap(bpy.types.Panel):
         if node is None:
             layout.label(text="Select an Image node with the plate, then add a DFL Swap node")
             return
-        if not (prefs.engine_path() or ""):
+        if not prefs.engine_path(fill=False):
             layout.label(text="Engine: set it in the add-on's preferences", icon="ERROR")
         settings = node.node_tree.dfl
         layout.label(text=node.name, icon="NODE")

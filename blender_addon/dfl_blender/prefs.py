@@ -39,13 +39,13 @@ def preferences() -> DflPreferences | None:
     return None if addon is None else addon.preferences
 
 
-def engine_path() -> str | None:
-    """The engine to run: the preference, else the installed one (copied into the preference), else None
-    (dfl_host then tries $DFL_VFX_EXE and PATH)."""
+def engine_path(fill: bool = True) -> str | None:
+    """The engine to run: the preference, else the installed one (copied into the preference when ``fill``; a
+    panel's draw never writes), else None (dfl_host then tries $DFL_VFX_EXE and PATH)."""
     prefs = preferences()
     if prefs is not None and prefs.engine.strip():
         return bpy.path.abspath(prefs.engine.strip())
     installed = installed_engine()
-    if installed and prefs is not None:
+    if installed and prefs is not None and fill:
         prefs.engine = installed
     return installed or None
