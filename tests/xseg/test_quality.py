@@ -15,9 +15,9 @@ from dfl_vfx.xseg.quality import MATTES, build_occluded_faceset, matte_ious
 from dfl_vfx.xseg.train import XSegTrainConfig, train_xseg
 
 SHOT = DemoShotConfig(frames=20, width=640, height=360, overscan=24, source_photos=1, seed=3)
-# the reduced configuration: 64 px, base 8, batch 4, 200 RMSprop steps at 3e-4; the geometric and degrading
-# augmentations are off so that 200 steps suffice (they are for generalising across shots, tested in test_train)
-TRAINING = dict(resolution=64, base_ch=8, batch_size=4, max_iters=200, lr=3e-4, background_swap=0.0, degrade=0.0,
+# the reduced configuration: 64 px, base 8, batch 4, 120 RMSprop steps at 3e-4; the geometric and degrading
+# augmentations are off so that 120 steps suffice (they are for generalising across shots, tested in test_train)
+TRAINING = dict(resolution=64, base_ch=8, batch_size=4, max_iters=120, lr=3e-4, background_swap=0.0, degrade=0.0,
                 random_warp=False, random_flip=False, hsv_power=0.0, levels=0.0, device="cpu", preview_every=0)
 
 
@@ -36,7 +36,7 @@ def test_ten_labelled_faces_segment_the_rest(tmp_path: Path) -> None:
     scores = matte_ious(load_xseg(tmp_path / "model").model, faces, held_out, tmp_path)
     print(f"XSeg quality: IoU per held-out frame {np.round(scores, 3).tolist()}, mean {np.mean(scores):.3f}, "
           f"{time.monotonic() - start:.1f} s")
-    # measured (2 shared cores): mean 0.935, min 0.917
+    # measured (one thread): mean 0.928, min 0.904
     assert np.mean(scores) >= 0.9, scores
     assert min(scores) >= 0.85, scores
 
