@@ -20,25 +20,28 @@ def _report(message: str) -> None:
     print(f"DFL Swap: {message}", file=sys.stderr, flush=True)
 
 
-def _bake_missing(scene: Any) -> None:
+def _bake_missing(scene: Any, frame: int) -> None:
     for node in node_group.swap_nodes(scene):
         if not node.node_tree.dfl.render_bake:
             continue
         try:
-            operators.bake_frame_if_missing(node, scene, scene.frame_current)
+            operators.bake_frame_if_missing(node, scene, frame)
         except BakeError as exc:
             _report(str(exc))
 
 
 @bpy.app.handlers.persistent
 def render_init(scene: Any, *_: Any) -> None:
-    _bake_missing(scene)
+    # which frames follow is unknown here (an animation starts at frame_start, a still renders frame_current, and
+    # frame_current still holds the artist's frame): any frame of the scene's range points the node at its folder
+    inside = scene.frame_start <= scene.frame_current <= scene.frame_end
+    _bake_missing(scene, scene.frame_current if inside else scene.frame_start)
     sync_all(scene)
 
 
 @bpy.app.handlers.persistent
 def render_pre(scene: Any, *_: Any) -> None:
-    _bake_missing(scene)
+    _bake_missing(scene, scene.frame_current)
 
 
 @bpy.app.handlers.persistent

@@ -104,7 +104,8 @@ def test_render_time_mode_bakes_missing_frames(addon: Any, demo_plate: Path, mod
     scene = bpy.context.scene
     node = comp_over_plate(scene, demo_plate / f"plate.{FIRST}.exr", FIRST, LAST, model, cache_root, "DFL Render")
     node.node_tree.dfl.render_bake = True
-    scene.frame_start = scene.frame_current = 1002  # render 1002-1003 only: 1001 must stay unbaked
+    scene.frame_start = 1002  # render 1002-1003 only: 1001 must stay unbaked
+    scene.frame_current = 1  # the artist's current frame, outside the range (render_init still sees it)
     set_render(scene, 2048, 1208, tmp_path / "render" / "f_####")
     bpy.ops.render.render(animation=True)
     pattern = node.node_tree.dfl.bake_pattern
