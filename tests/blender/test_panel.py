@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import bpy
+import pytest
 from blender_comp import FIRST, LAST, comp_over_plate
 
 
@@ -60,3 +61,20 @@ def test_panel_shows_the_nodes_settings_and_the_stale_warning(addon: Any, demo_p
     assert not any("Stale" in text for _, text in log)
     node.node_tree.dfl.bake_hash = "000000000000"  # a bake made with other re-bake settings
     assert any(text.startswith("Stale") for _, text in draw(scene))
+
+
+def test_group_inputs_come_from_the_schema(addon: Any, demo_plate: Path, model: Path, cache_root: Path) -> None:
+    from dfl_blender import bake_plan
+
+    node = comp_over_plate(bpy.context.scene, demo_plate / f"plate.{FIRST}.exr", FIRST, LAST, model, cache_root,
+                           "DFL Inputs")
+    sockets = {item.name: item for item in node.node_tree.interface.items_tree
+               if item.item_type == "SOCKET" and item.in_out == "INPUT"}
+    live = [spec for spec in bake_plan.setting_specs(bake_plan.load_schema()) if spec.live]
+    assert list(sockets) == ["Image"] + [spec.label for spec in live]
+    for spec in live:
+        socket = sockets[spec.label]
+        assert (socket.default_value, socket.min_value, socket.max_value) == pytest.approx(
+            (spec.default, spec.minimum, spec.maximum))
+        assert node.inputs[spec.label].default_value == pytest.approx(spec.default)
+        assert "Live" in socket.description
