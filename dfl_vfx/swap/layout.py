@@ -39,9 +39,9 @@ LAYER_CHANNELS: dict[str, tuple[str, ...]] = {
     "raw": ("raw.R", "raw.G", "raw.B", "raw.A"),
 }
 # the layers file's codec, measured on a 4K frame's face layers (bench/results/swap-cpu-2core.json, layout.codecs):
-# of the lossless codecs ZIP at level 1 (16-line blocks) writes in the least CPU time of the zip family and reads as
-# fast as any but pxr24 (which is lossy on float layers) and uncompressed (twice the size); hosts re-read it on every
-# scrub. The delivered frame keeps the plate's own compression.
+# lossless; ZIP at level 1 writes in the least CPU time of the ZIP family, and in 16-line blocks (not zips' single
+# lines) it reads back as fast as zip at a size between zip's and zips'. Hosts re-read it on every scrub. The
+# delivered frame keeps the plate's own compression.
 LAYERS_COMPRESSION = "zip:1"
 
 
