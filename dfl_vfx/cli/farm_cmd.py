@@ -52,8 +52,7 @@ def run_submit(args: argparse.Namespace) -> int:
     engine = engine_module(args.engine)
     if args.dry_run and not args.out:
         raise DflError("--dry-run needs --out DIR, the folder to write the job files to")
-    shot, job = load_job(args)
-    engine.check(job)  # before any file is written
+    shot, job = load_job(args, args.engine)  # the engine's checks come before any file is written
     out = Path(args.out) if args.out else shot.work_dir / "farm" / args.engine
     check_output_dir(out, "--out")  # made by the engine's write, after its own checks
     if out.is_dir():

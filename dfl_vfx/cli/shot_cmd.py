@@ -52,17 +52,26 @@ def shot_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {dotted: getattr(args, attr) for attr, dotted in names.items() if getattr(args, attr) is not None}
 
 
-def load_job(args: argparse.Namespace) -> tuple[Shot, Job]:
-    """(shot, job) from the arguments; engine-location problems become one-line errors."""
+def load_job(args: argparse.Namespace, engine: str | None = None) -> tuple[Shot, Job]:
+    """(shot, job) from the arguments, checked against ``engine`` when one is named; engine-location problems
+    become one-line errors, and what the engine cannot express names the shot file like every other refusal."""
     from dfl_host.errors import EngineError
+    from dfl_vfx.farm.engines import engine as engine_module
     from dfl_vfx.farm.job import build_job
     from dfl_vfx.farm.shot import load_shot
 
     shot = load_shot(args.shot, shot_overrides(args))
     try:
-        return shot, build_job(shot, args.engine_exe)
+        job = build_job(shot, args.engine_exe)
     except EngineError as exc:
         raise DflError(f"--engine-exe: {exc}") from None
+    if engine is not None:
+        try:
+            engine_module(engine).check(job)
+        except DflError as exc:
+            message = str(exc)  # a shot key (farm.gpus, shot.frames, ...) names the file; an --option does not
+            raise DflError(message if message.startswith("--") else f"{shot.file}: {message}") from None
+    return shot, job
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
@@ -79,12 +88,11 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    shot, job = load_job(args)
-    print(f"{shot.file}: valid; {len(shot.frames)} frames {shot.first}-{shot.last} of {shot.plate}")
+    from dfl_vfx.io.sequence import format_frames
+
+    shot, job = load_job(args, args.engine)  # the engine's refusal comes before anything says "valid"
+    print(f"{shot.file}: valid; {len(shot.frames)} frames {format_frames(list(shot.frames))} of {shot.plate}")
     print(job.plan())
     if args.engine:
-        from dfl_vfx.farm.engines import engine
-
-        engine(args.engine).check(job)
         print(f"--engine {args.engine}: it can take this job")
     return 0

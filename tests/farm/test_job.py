@@ -229,3 +229,25 @@ def test_deadline10_submit_fills_dependencies_with_job_ids(write_shot: Callable[
         "ExtractPlate", "ExtractSource", "Train01", "Train02", "Export", "Swap")]
     assert "JobDependencies=id0,id1\n" in submitted[2]  # Train01 after both extractions
     assert "JobDependencies=id4\n" in submitted[5]  # Swap after Export
+
+
+@pytest.mark.parametrize("command", [["shot", "validate"], ["farm", "submit"]])
+def test_what_an_engine_cannot_express_names_the_shot_file_before_anything_says_valid(
+        write_shot: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        command: list[str]) -> None:
+    shot = write_shot(frames="1001,1003-1004")  # chunks of 2 over a gap: OpenCue would swap 1002 too
+    out = tmp_path / "cue"
+    extra = ["--dry-run", "--out", str(out)] if command[0] == "farm" else []
+    assert main([*command, str(shot), "--engine", "opencue", "--show", "sh", *extra]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no "valid" and no plan before the refusal
+    assert captured.err == (f"dfl-vfx {command[0]}: error: {shot}: shot.frames 1001,1003-1004: OpenCue runs a chunk "
+                            "as #FRAME_START#-#FRAME_END#, which would swap the frames between; give one whole range "
+                            "or farm.chunk_size = 1\n")
+    assert not out.exists()
+
+
+def test_shot_validate_spells_frames_with_gaps_as_they_are(write_shot: Callable[..., Path], exe: str,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["shot", "validate", str(write_shot(frames="1001,1003-1004")), "--engine-exe", exe]) == 0
+    assert "valid; 3 frames 1001,1003-1004 of " in capsys.readouterr().out

@@ -151,8 +151,10 @@ def test_an_engine_refusal_comes_back_in_one_message(nuke: Any, panel: type[Fake
     panel.answers = {"engine": "deadline10", "dry run folder": str(tmp_path / "d10")}  # GPUs and no group
     _submit(nuke)
     assert len(nuke.messages) == 1
-    assert nuke.messages[0] == ("DFLSwap1: farm submission refused: farm.gpus: Deadline 10 cannot require GPUs on a "
-                                "job (Swap); set farm.group to a group of GPU workers, or farm.gpus = 0")
+    shot_file = tmp_path / "cache" / "untitled" / "DFLSwap1" / "farm" / "DFLSwap1.toml"  # written for the engine
+    assert nuke.messages[0] == (f"DFLSwap1: farm submission refused: {shot_file}: farm.gpus: Deadline 10 cannot "
+                                "require GPUs on a job (Swap); set farm.group to a group of GPU workers, or "
+                                "farm.gpus = 0")
     assert not (tmp_path / "d10").exists()
 
 
