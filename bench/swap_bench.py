@@ -210,6 +210,17 @@ def _layout_figures(plate: str, faces: Path, model: Path, work: Path, args: argp
     return out
 
 
+def _read_lines_bottom_up(path: Path) -> None:
+    """One scanline at a time from the last row up, the order a y-up scanline host such as Nuke asks for them."""
+    import OpenImageIO as oiio
+
+    image = oiio.ImageInput.open(str(path))
+    spec = image.spec()
+    for y in range(spec.y + spec.height - 1, spec.y - 1, -1):
+        image.read_scanline(y, 0, "half")
+    image.close()
+
+
 def _codec_figures(result: Any, main: Image, folder: Path) -> dict[str, Any]:
     """Each codec on the layers file, cut to the face and covering the display window."""
     from dfl_vfx.swap.layout import layers_image
@@ -223,9 +234,11 @@ def _codec_figures(result: Any, main: Image, folder: Path) -> dict[str, Any]:
             path = folder / f"{window}.{codec.replace(':', '-')}.exr"
             write = _median_timed(lambda path=path, codec=codec, image=image: write_image(path, image, codec))
             read = _median_timed(lambda path=path: read_image(path, pixel_type="native"))
+            lines = _median_timed(lambda path=path: _read_lines_bottom_up(path))
             back = read_image(path, pixel_type="native").pixels.astype(np.float32)
             error = float(np.abs(back - image.pixels.astype(np.float32)).max())
-            rows[codec] = {"write": write, "read": read, "mb": round(path.stat().st_size / 1e6, 3),
+            rows[codec] = {"write": write, "read": read, "read_lines_bottom_up": lines,
+                           "mb": round(path.stat().st_size / 1e6, 3),
                            "lossless": error == 0.0, "max_abs_error": error}
         figures[f"{window}_window"] = rows
     return figures
