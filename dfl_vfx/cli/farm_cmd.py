@@ -13,6 +13,8 @@ engines:
   opencue         an OpenCue job spec (pyoutline); launched on the Cuebot of CUEBOT_HOSTS / opencue.yaml
   deadline10      Deadline 10 job and plugin info files; submitted with `deadlinecommand -SubmitJob`
 
+The shot file's tables and keys: `dfl-vfx shot validate --help` (docs/farm.md); check it there before submitting.
+
 Every task exits 0 on success, 2 on bad input (permanent: do not retry) and anything else on a retryable
 failure (1 a crash, 130 interrupted, 137 out of memory): a retried task resumes where it stopped.
 
@@ -33,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = p.add_subparsers(dest="farm_action", metavar="ACTION", required=True)
     s = actions.add_parser("submit", help="build the job and submit it (or write it with --dry-run)",
+                           description="Build the shot's farm job and submit it to --engine, or write its files "
+                                       "to --out with --dry-run; every check runs before anything is written.",
                            epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_shot_options(s)
     s.add_argument("--engine", required=True, choices=sorted(ENGINES), help="the farm engine")

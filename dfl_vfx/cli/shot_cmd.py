@@ -13,6 +13,10 @@ if TYPE_CHECKING:
     from dfl_vfx.farm.shot import Shot
 
 EPILOG = """\
+shot file (TOML; relative paths are relative to it; docs/farm.md, example: docs/examples/shot.toml):
+{tables}
+  [shot] plate and output are required, with one of [source] faceset / footage or [model] reuse.
+
 examples:
   dfl-vfx shot validate docs/examples/shot.toml
   dfl-vfx shot validate shot.toml --frames 1001-1010 --chunk-size 5
@@ -31,7 +35,8 @@ def add_shot_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--priority", type=int, help="job priority ([farm] priority)")
     g.add_argument("--pool", dest="pools", action="append", help="farm pool; repeat for several ([farm] pools)")
     g.add_argument("--group", help="farm group ([farm] group)")
-    g.add_argument("--gpus", type=int, help="GPUs per training task (per node), 0 for CPU ([farm] gpus)")
+    g.add_argument("--gpus", type=int, help="GPUs per training task (per node; a swap task takes 1), 0: every "
+                                             "task on CPU ([farm] gpus)")
     g.add_argument("--gpu-memory-gb", type=int, help="GPU memory each GPU task needs ([farm] gpu_memory_gb)")
     g.add_argument("--nodes", type=int, help="machines each training task runs on ([farm] nodes)")
     g.add_argument("--show", help="OpenCue show to file the job under ([farm] show)")
@@ -75,11 +80,17 @@ def load_job(args: argparse.Namespace, engine: str | None = None) -> tuple[Shot,
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
+    from dfl_vfx.farm.shot import tables_text
+
+    epilog = EPILOG.format(tables=tables_text())
     p = sub.add_parser(name, help="check a shot file and print its farm plan",
                        description="Shot files describe a shot for the farm (docs/farm.md).",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = p.add_subparsers(dest="shot_action", metavar="ACTION", required=True)
-    v = actions.add_parser("validate", help="check the shot file and print the plan (steps, tasks, dependencies)")
+    v = actions.add_parser("validate", help="check the shot file and print the plan (steps, tasks, dependencies)",
+                           description="Check a shot file (and, with --engine, what that farm engine can take) "
+                                       "and print the job's plan; nothing is written.",
+                           epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_shot_options(v)
     from dfl_vfx.farm.engines import ENGINES
 

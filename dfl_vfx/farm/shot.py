@@ -118,6 +118,13 @@ _TABLES = {
 }
 
 
+def tables_text() -> str:
+    """The shot file's tables and their keys, one line each, for the CLI's help (the checks read the same lists)."""
+    return "\n".join(f"  [{table}]".ljust(12) + (", ".join(keys) if keys is not None
+                                                 else "swap settings by schema name (dfl-vfx schema --text)")
+                     for table, keys in _TABLES.items())
+
+
 def _fail(file: Path, message: str) -> DflError:
     return DflError(f"{file}: {message}")
 

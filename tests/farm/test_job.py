@@ -251,3 +251,18 @@ def test_shot_validate_spells_frames_with_gaps_as_they_are(write_shot: Callable[
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["shot", "validate", str(write_shot(frames="1001,1003-1004")), "--engine-exe", exe]) == 0
     assert "valid; 3 frames 1001,1003-1004 of " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", [["shot"], ["shot", "validate"]])
+def test_shot_help_teaches_every_table_and_key_of_a_shot_file(capsys: pytest.CaptureFixture[str],
+                                                              command: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    text = capsys.readouterr().out
+    keys = {"shot": "name, plate, frames, output, work_dir, faces", "source": "faceset, footage",
+            "model": "reuse, options", "comp": "nuke, write, blender, exe, version",
+            "farm": "pools, group, priority, chunk_size, gpus, gpu_memory_gb, nodes, train_task_time, train_tasks, "
+                    "iterations, show"}
+    for table, known in keys.items():
+        assert f"[{table}]".ljust(10) + known in text, table
+    assert "[extract]" in text and "smooth" in text and "[merge]" in text and "docs/examples/shot.toml" in text
