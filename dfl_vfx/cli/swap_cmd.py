@@ -1,4 +1,4 @@
-"""`dfl-vfx swap PLATE --model MODEL --out OUT`: render swapped frames (EXR: RGBA + mask/face/raw layers)."""
+"""`dfl-vfx swap PLATE --model MODEL --out OUT`: render swapped frames (EXR) and their layers (OUT/layers/)."""
 
 from __future__ import annotations
 
@@ -20,13 +20,15 @@ examples:
 faces: with --faceset (the destination faceset from `dfl-vfx extract`, ideally with --smooth) the swap uses its
 temporally smoothed landmarks; without it, faces are detected on each frame.
 
-output: one EXR per frame, named like the plate, keeping its data/display windows, other channels and metadata:
-  R,G,B,A      the plate with the face composited in scene-linear (premultiplied; values above 1 survive)
+output: per frame OUT/NAME.FRAME.exr, the delivered frame: the plate with R,G,B,A swapped in scene-linear
+(premultiplied; values above 1 survive), keeping its data/display windows, other channels, metadata and
+compression. Layers beyond rgba go to OUT/layers/NAME.FRAME.exr, cut to the faces' boxes (--layer-window face,
+for Nuke) or the display window (--layer-window display, for Blender, which ignores data windows):
   mask.A       final matte                       (--layers mask)
   face.RGBA    the swapped face alone, premultiplied by the matte (--layers face)
   raw.RGBA     the network output warped to the plate, no matte   (--layers raw)
   matte.A      the matte before erode, blur and opacity, for hosts that tune those live (--layers matte)
-Pixels outside the matte are bit-identical to the plate. The header holds each face's landmarks and matrix
+Pixels outside the matte are bit-identical to the plate. The headers hold each face's landmarks and matrix
 (dfl_vfx:faces) and the settings (dfl_vfx:swap). Reruns skip frames already written with the same settings.
 A PNG or TIFF plate gives frames of its own format, which hold R,G,B,A only: pass --layers rgba.
 
