@@ -4,7 +4,8 @@ The node is read as a bake reads it (plate, frames, model, face selection, setti
 into the folder the node reads), a panel asks for the farm settings, and :mod:`dfl_host.farm` writes the shot file
 and runs ``dfl-vfx farm submit`` (an argument list, in a worker thread). The engine checks everything before it
 writes or submits anything; its one-line answer is a ``nuke.message``. The input must be a Read of an EXR
-sequence: the farm reads the plate itself.
+sequence: the farm reads the plate itself. A job with this script's comp renders the script as saved, so before
+such a submission the node is pointed at the farm's folder and the script saved (and both undone if refused).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from typing import Any
 import nuke
 from dfl_host.farm import ENGINES, SubmitFailed, Submitted, frames_text, shot_name, submit_shot
 from dfl_nuke.bake import BakeError
-from dfl_nuke.swap_node import Bake, finish
+from dfl_nuke.swap_node import Bake, finish, mark_stale
 
 ENGINE_ENV = "DFL_FARM_ENGINE"  # the engine the panel offers first (default: openjd)
 # settings of this workstation's engine that the farm's machines choose for themselves
 MACHINE_SETTINGS = ("device", "backend", "batch", "merge_backend")
 FIELDS = ("engine", "pools", "group", "priority", "chunk size", "show", "comp write node", "dry run folder")
+POINTER_KNOBS = ("bake_file", "bake_hash", "bake_first", "bake_last", "stale")  # what pointing at a bake changes
 
 
 def _engines() -> list[str]:
@@ -94,18 +96,42 @@ def submit_farm() -> threading.Thread | None:
         return None
     path = os.path.join(os.path.dirname(bake.cache.folder), "farm", f"{document['shot']['name']}.toml")
     out = choice["dry run folder"] or None
-    worker = threading.Thread(target=run_submit, args=(bake, path, document, choice["engine"], out),
+    previous = point_and_save(node, bake) if "comp" in document and out is None else None
+    worker = threading.Thread(target=run_submit, args=(bake, path, document, choice["engine"], out, previous),
                               name=f"dfl-submit-{label}", daemon=True)
     worker.start()
     return worker
 
 
-def run_submit(bake: Bake, path: str, document: dict[str, dict[str, Any]], engine: str, out: str | None) -> None:
+def point_and_save(node: nuke.Node, bake: Bake) -> dict[str, Any]:
+    """Before a job whose comp renders this script: point the node at the folder the farm swaps into and save the
+    script, since the farm renders the script as saved (a DFLSwap without that bake passes the plate through
+    unswapped). Returns the pointer knobs' values before, for :func:`restore_and_save` if the farm refuses."""
+    previous = {name: node[name].value() for name in POINTER_KNOBS}
+    finish(bake.node_name, bake, None)
+    nuke.scriptSave()
+    return previous
+
+
+def restore_and_save(node_name: str, previous: dict[str, Any]) -> None:
+    """Point the node back at the bake it read before a refused submission, and save that (main thread)."""
+    node = nuke.toNode(node_name)
+    if node is not None:
+        for name in POINTER_KNOBS[:-1]:
+            node[name].setValue(previous[name])
+        mark_stale(node, bool(previous["stale"]))
+        nuke.scriptSave()
+
+
+def run_submit(bake: Bake, path: str, document: dict[str, dict[str, Any]], engine: str, out: str | None,
+               previous: dict[str, Any] | None = None) -> None:
     """The worker thread of :func:`submit_farm`."""
     try:
         result = submit_shot(path, document, engine, exe=bake.exe, dry_run=out is not None, out=out,
                              engine_exe=bake.exe)
     except (SubmitFailed, OSError, ValueError) as exc:
+        if previous is not None:
+            nuke.executeInMainThread(restore_and_save, args=(bake.node_name, previous))
         nuke.executeInMainThread(nuke.message, args=(f"{bake.node_name}: farm submission refused: {exc}",))
         return
     nuke.executeInMainThread(done, args=(bake, result, out))

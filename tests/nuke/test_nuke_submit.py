@@ -171,3 +171,58 @@ def test_dflswap_has_the_submit_button_and_it_names_a_real_callback() -> None:
     assert SUBMIT_KNOB not in buttons["DFLMask.gizmo"]
     script = buttons["DFLSwap.gizmo"][SUBMIT_KNOB].options["T"]
     assert script == "import dfl_nuke.submit; dfl_nuke.submit.submit_farm()" and callable(submit.submit_farm)
+
+
+FAKE_DEADLINECOMMAND = """#!/bin/sh
+# records the job info it was given with the script's DFLSwap1 pointer at that moment, answers a JobID
+n=$(ls "$LOG" | wc -l)
+cp "$2" "$LOG/$n.job"
+cat "$SAVED" >> "$LOG/$n.job"
+echo "Result=Success"
+echo "JobID=id$n"
+"""
+
+
+@pytest.mark.parametrize("group", ["rtx", ""])
+def test_a_comp_job_renders_a_saved_script_that_reads_the_farm_s_folder(
+        nuke: Any, panel: type[FakePanel], small_shot: Path, swap_model: tuple[Path, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, group: str) -> None:
+    script = tmp_path / "sh010_comp.nk"
+    script.write_text("# a saved comp\n")
+    nuke.current["script"] = str(script)
+    node = _node(nuke, small_shot, swap_model[1], tmp_path / "cache")
+    saved = tmp_path / "saved.txt"  # what DFLSwap1 read in each save of the script, in order
+    saved.write_text("")
+
+    def script_save() -> None:
+        with saved.open("a") as handle:
+            handle.write(f"saved bake_file={node['bake_file'].value()} first={node['bake_first'].value()}\n")
+
+    monkeypatch.setattr(nuke, "scriptSave", script_save, raising=False)
+    bin_dir = tmp_path / "fakebin"
+    bin_dir.mkdir()
+    (bin_dir / "deadlinecommand").write_text(FAKE_DEADLINECOMMAND)
+    (bin_dir / "deadlinecommand").chmod(0o755)
+    (tmp_path / "log").mkdir()
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.setenv("LOG", str(tmp_path / "log"))
+    monkeypatch.setenv("SAVED", str(saved))
+    panel.answers = {"engine": "deadline10", "group": group, "comp write node": "Write1"}  # a real submission
+    _submit(nuke)
+    from dfl_nuke.swap_node import Bake
+
+    farm_frames = Bake(node).cache.frames  # the folder the farm swaps into
+    assert Path(farm_frames).parent.parent == tmp_path / "cache" / "sh010_comp" / "DFLSwap1"
+    pointed = f"saved bake_file={farm_frames} first=1001\n"
+    if group:
+        shot_file = tmp_path / "cache" / "sh010_comp" / "DFLSwap1" / "farm" / "sh010_comp_DFLSwap1.toml"
+        assert nuke.messages == [f"DFLSwap1: submitted to deadline10: id0, id1, id2; shot file {shot_file}"]
+        # the script was saved pointing at the farm's folder before any job reached Deadline, comp included
+        comp_job = (tmp_path / "log" / "2.job").read_text()
+        assert comp_job.startswith("Plugin=Nuke\n") and comp_job.endswith(pointed)
+        assert saved.read_text() == pointed and node["bake_file"].value() == farm_frames
+    else:  # refused (GPUs without a group): the node reads what it read before, and that is saved again
+        assert nuke.messages[0].startswith("DFLSwap1: farm submission refused: ")
+        assert saved.read_text() == pointed + "saved bake_file= first=1\n"
+        assert node["bake_file"].value() == "" and node["bake_hash"].value() == "" and node["stale"].value() is False
+        assert list((tmp_path / "log").iterdir()) == []
