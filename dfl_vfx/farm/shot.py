@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dfl_vfx.errors import DflError
-from dfl_vfx.io.sequence import open_sequence, parse_frames
+from dfl_vfx.io.sequence import format_frames, open_sequence, parse_frames
 from dfl_vfx.schema import SettingError, validate_settings
 
 EXTRACT_KEYS = ("face_type", "size", "smooth", "detector", "select", "min_face", "colorspace", "source_colorspace",
@@ -258,8 +258,8 @@ def _build(file: Path, document: Mapping[str, Any]) -> Shot:
     except DflError as exc:  # an unknown setting name
         raise _fail(file, f"[merge] {exc}") from None
     faces = _path(file, shot["faces"], "shot.faces") if "faces" in shot else None
-    if faces is not None and not faces.is_dir():
-        raise _fail(file, f"shot.faces {faces}: no such faceset folder")
+    if faces is not None:
+        _check_faces(file, faces, frames)
     comp = _comp(file, document.get("comp"), frames)
     output = _path(file, shot["output"], "shot.output")
     work_dir = _path(file, shot.get("work_dir", str(output.parent / "farm")), "shot.work_dir")
@@ -270,6 +270,25 @@ def _build(file: Path, document: Mapping[str, Any]) -> Shot:
                 faceset=faceset, footage=footage, extract=dict(document.get("extract", {})), model_reuse=reuse,
                 model_options=dict(options), merge=merge, farm=_farm(file, document.get("farm", {})), faces=faces,
                 comp=comp)
+
+
+def _check_faces(file: Path, faces: Path, frames: list[int]) -> None:
+    """The plate's faceset covers the shot's frames: a frame it never extracted would be swapped with no face, the
+    plate passed through unchanged and the task exiting 0 (a frame extracted with no face in it is fine)."""
+    from dfl_vfx.faceset.alignments import read_alignments
+
+    if not faces.is_dir():
+        raise _fail(file, f"shot.faces {faces}: no such faceset folder")
+    try:
+        extracted = {frame for frame, found in read_alignments(faces).frames.items() if found.error is None}
+    except DflError as exc:
+        raise _fail(file, f"shot.faces: {exc}") from None
+    never = [frame for frame in frames if frame not in extracted]
+    if never:
+        holds = f"it holds {format_frames(sorted(extracted))}" if extracted else "it holds no frame"
+        raise _fail(file, f"shot.faces {faces}: frames {format_frames(never)} were never extracted into it ({holds}); "
+                          f"extract them (dfl-vfx extract PLATE --out {faces} --frames {format_frames(never)}), or "
+                          "leave shot.faces out and the job extracts the plate")
 
 
 def _comp(file: Path, table: Mapping[str, Any] | None, frames: list[int]) -> Comp | None:

@@ -11,6 +11,7 @@ import pytest
 
 from dfl_vfx.cli.main import main
 from dfl_vfx.errors import DflError
+from dfl_vfx.faceset.alignments import Alignments, FrameFaces, write_alignments
 from dfl_vfx.farm import deadline10, deadline_cloud
 from dfl_vfx.farm.engines import ENGINES, engine
 from dfl_vfx.farm.job import FRAMES, build_job
@@ -71,9 +72,12 @@ def test_a_reused_model_has_no_training(write_shot: Callable[..., Path], tmp_pat
     assert job.step("Export").depends_on == ("ExtractPlate",)
     (tmp_path / "face.onnx").write_bytes(b"x")
     _reuse(path, original, tmp_path / "face.onnx")  # an exported model: no export either, the swap reads it
-    job = build_job(load_shot(path, {"shot.faces": str(tmp_path / "trained")}), exe)  # and the plate's faceset
+    faces = tmp_path / "dst_faces"  # the plate's faceset, extracted over the shot's frames
+    faces.mkdir()
+    write_alignments(faces, Alignments(frames={frame: FrameFaces(frame) for frame in range(1001, 1005)}))
+    job = build_job(load_shot(path, {"shot.faces": str(faces)}), exe)
     assert [(step.name, step.depends_on) for step in job.steps] == [("Swap", ())]
-    assert {f"--model={tmp_path / 'face.onnx'}", f"--faceset={tmp_path / 'trained'}"} <= set(job.step("Swap").command)
+    assert {f"--model={tmp_path / 'face.onnx'}", f"--faceset={faces}"} <= set(job.step("Swap").command)
     path.write_text(path.read_text() + f'[source]\nfaceset = "{tmp_path}"\n')
     with pytest.raises(DflError, match=r"\[source\] is for training; model.reuse names a trained model"):
         load_shot(path)
@@ -266,3 +270,27 @@ def test_shot_help_teaches_every_table_and_key_of_a_shot_file(capsys: pytest.Cap
     for table, known in keys.items():
         assert f"[{table}]".ljust(10) + known in text, table
     assert "[extract]" in text and "smooth" in text and "[merge]" in text and "docs/examples/shot.toml" in text
+
+
+@pytest.mark.parametrize(("extracted", "message"), [
+    ("1003-1004", "frames 1001-1002 were never extracted into it (it holds 1003-1004); extract them (dfl-vfx "
+                  "extract PLATE --out {faces} --frames 1001-1002), or leave shot.faces out and the job extracts"),
+    ("1001-1004 failing 1002", "frames 1002 were never extracted into it (it holds 1001,1003-1004)"),
+    ("", "it holds no frame"),
+    (None, "shot.faces: {faces}/alignments.json: no such file; run `dfl-vfx extract PLATE --out {faces}` first"),
+])
+def test_the_plate_s_faceset_must_cover_the_shot_s_frames(write_shot: Callable[..., Path], tmp_path: Path,
+                                                          extracted: str | None, message: str) -> None:
+    """A frame the faceset never extracted would be swapped with no face: the plate unchanged, the task exit 0."""
+    faces = tmp_path / "dst_faces"
+    faces.mkdir()
+    if extracted is not None:
+        frames = {frame: FrameFaces(frame) for frame in range(1001, 1005)} if extracted.startswith("1001-1004") else \
+            {frame: FrameFaces(frame) for frame in (1003, 1004)} if extracted else {}
+        if "failing" in extracted:
+            frames[1002].error = "file missing: plate.1002.exr"
+        write_alignments(faces, Alignments(frames=frames))
+    with pytest.raises(DflError) as error:
+        load_shot(write_shot(), {"shot.faces": str(faces)})
+    assert message.format(faces=faces) in str(error.value) and "\n" not in str(error.value)
+    assert str(error.value).startswith(f"{tmp_path / 'shot.toml'}: shot.faces")
