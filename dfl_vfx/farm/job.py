@@ -100,7 +100,8 @@ class Job:
         lines = [f"job {self.name} (priority {self.priority}" + (f", pools {', '.join(self.pools)}" if self.pools
                                                                    else "") + ")"]
         for step in self.steps:
-            tasks = f"{len(step.chunks)} tasks ({', '.join(step.chunks)})" if step.chunks else "1 task"
+            count = len(step.chunks)
+            tasks = f"{count} task{'s' if count > 1 else ''} ({', '.join(step.chunks)})" if step.chunks else "1 task"
             if step.nodes > 1:
                 tasks = f"{step.nodes} tasks at once (node ranks 0-{step.nodes - 1})"
             needs = f", after {', '.join(step.depends_on)}" if step.depends_on else ""

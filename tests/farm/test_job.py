@@ -87,6 +87,7 @@ def test_plan_text(write_shot: Callable[..., Path], exe: str) -> None:
     plan = build_job(load_shot(write_shot()), exe).plan()
     assert "Train02: train 10m (2 of 2), resuming, until iteration 3; 1 task, after Train01" in plan
     assert "Swap: swap in chunks of 2 frames" in plan and "2 tasks (1001-1002, 1003-1004), after Export" in plan
+    assert "; 1 task (1001-1002), after Export" in build_job(load_shot(write_shot(frames="1001-1002")), exe).plan()
 
 
 def test_every_engine_module_has_the_interface() -> None:
