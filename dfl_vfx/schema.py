@@ -25,7 +25,7 @@ SCHEMA_VERSION = 1
 COLOR_TRANSFER_CHOICES = ("none", "rct", "lct", "mkl", "mkl-m", "idt", "idt-m", "sot-m", "mix-m")
 INTERPOLATION_CHOICES = ("bilinear", "bicubic", "lanczos")
 SHARPEN_CHOICES = ("none", "box", "gaussian")
-LAYER_CHOICES = ("rgba", "mask", "face", "raw", "matte")
+LAYER_CHOICES = ("rgba", "mask", "face", "raw", "matte", "xseg")
 LAYER_WINDOW_CHOICES = ("face", "display")
 BACKEND_CHOICES = ("auto", "onnxruntime", "tensorrt", "torch")
 MERGE_BACKEND_CHOICES = ("auto", "native", "reference", "cuda")
@@ -188,7 +188,7 @@ SWAP_SETTINGS: dict[str, Setting] = _declare(
             "grade the face before the composite: its plate-space RGB times 2**stops (an exposure change on a "
             "scene-linear plate)", "merge", live=True, range=(-4, 4), units="stops"),
     Setting("xseg_model", "path", None, "XSeg model",
-            "XSeg model folder (dfl-vfx xseg train) for the xseg-prd and xseg-dst mask modes; "
+            "XSeg model folder (dfl-vfx xseg train) for the xseg-prd and xseg-dst mask modes and the xseg layer; "
             "trained on the swap model's face type", "merge", optional=True),
     # model: which network runs, and where
     Setting("backend", "choice", "auto", "Backend", "runtime: auto picks TensorRT, then ONNX Runtime", "model",

@@ -50,7 +50,7 @@ from dfl_vfx.merge.reference import MASK_FLOOR, gaussian_taps, warp_footprint
 if TYPE_CHECKING:
     from dfl_vfx.color.torch_color import TorchWorkingSpace
 
-LAYERS = ("rgba", "mask", "face", "raw", "matte")
+LAYERS = ("rgba", "mask", "face", "raw", "matte", "xseg")
 DEFAULT_LAYERS = ("rgba", "mask", "face")
 SHARPEN_MODES = ("none", "box", "gaussian")
 TRANSFER_MARGIN = 0.05  # working-space units (ACEScct: about 0.85 stops)
@@ -112,6 +112,7 @@ class PreparedFace:
     matrix: np.ndarray  # absolute plate -> aligned at the model resolution
     model_input: Any  # (R, R, 3) float32 in the model's input space (a CUDA tensor on the GPU-resident stage)
     hull: Any  # (R, R) float32 landmark hull in aligned space
+    xseg_dst: Any = None  # (R, R) the XSeg mask of the dst face, once computed
 
 
 @dataclass
@@ -139,6 +140,7 @@ class MergeLayers:
     matte: Any = None  # (H, W) the matte before the live steps (erode, blur, opacity), the plate's dtype
     face: Any = None  # (H, W, 4) premultiplied, the plate's dtype
     raw: Any = None  # (H, W, 4)
+    xseg: Any = None  # (H, W) the XSeg mask of the plate's faces (xseg-dst, as predicted), the plate's dtype
     faces: list[PastedFace] = field(default_factory=list)
 
 
@@ -180,8 +182,8 @@ class FaceMerger:
         self.face_ops: MergeOps = HostMergeOps(threads=threads) if on_host else self.ops
         self.colours: ColourConversion = self.torch_space if self.torch_space is not None else space
         self._needs = mask_names(settings.mask_mode)
-        self.xseg = None  # the XSeg model, run on aligned faces for the xseg-prd / xseg-dst masks
-        if needs_xseg(settings.mask_mode):
+        self.xseg = None  # the XSeg model, run on aligned faces for the xseg-prd / xseg-dst masks and xseg layer
+        if settings.xseg_model:
             from dfl_vfx.xseg.masker import XSegMasker
 
             self.xseg = XSegMasker(settings.xseg_model, face_type.cli_name, resolution)
@@ -219,7 +221,7 @@ class FaceMerger:
         s = self.settings
         masks = {"hull": prepared.hull, "learned-prd": mask_src, "learned-dst": mask_dst}
         if "xseg-dst" in self._needs:
-            masks["xseg-dst"] = self.xseg(prepared.model_input)
+            masks["xseg-dst"] = self.xseg_dst(prepared)
         if "xseg-prd" in self._needs:
             masks["xseg-prd"] = self.xseg(rgb)
         mask = combine_masks(s.mask_mode, {k: v for k, v in masks.items() if k in self._needs or k == "hull"})
@@ -236,6 +238,12 @@ class FaceMerger:
             velocity = prepared.matrix[:, :2] @ np.asarray(prepared.plan.motion, np.float64)
             face, mask = run.motion_blur(face, mask, (float(velocity[0]), float(velocity[1])), s.motion_blur)
         return run.float32(self.colours.from_working(face)), run.float32(mask)
+
+    def xseg_dst(self, prepared: PreparedFace) -> Buffer:
+        """The XSeg mask of the dst face (computed once per face)."""
+        if prepared.xseg_dst is None:
+            prepared.xseg_dst = self.xseg(prepared.model_input)
+        return prepared.xseg_dst
 
     def paste(self, plate, alpha_channel: int | None, origin: tuple[int, int], prepared: PreparedFace,
               face: np.ndarray, mask: np.ndarray, layers: MergeLayers) -> PastedFace:
@@ -286,6 +294,11 @@ class FaceMerger:
             run.composite(layers.face, graded, final, (x0, y0), 3)
         if layers.raw is not None:  # composited by the coverage: raw.RGB is the face premultiplied by raw.A
             run.composite(layers.raw, colour, coverage, (x0, y0), 3)
+        if layers.xseg is not None:  # the dst face's XSeg mask, warped like the matte (no erode, blur or opacity)
+            xseg = self.face_ops.float32(self.xseg_dst(prepared))
+            warped_xseg = run.warp_to_plate(run.warp_source(face, xseg), local, bbox, s.interpolation)
+            region = layers.xseg[y0:y1, x0:x1]
+            region[...] = run.union(region, run.contiguous(warped_xseg[..., 3].clip(0.0, 1.0)))
         return pasted
 
 

@@ -269,6 +269,7 @@ class SwapEngine:
             matte=run.zeros((h, w), work.dtype) if "matte" in wanted else None,
             face=run.zeros((h, w, 4), work.dtype) if "face" in wanted else None,
             raw=run.zeros((h, w, 4), work.dtype) if "raw" in wanted else None,
+            xseg=run.zeros((h, w), work.dtype) if "xseg" in wanted else None,
         )
         plate = run.upload(work) if run.on_gpu and plans else work
         # with a GPU stage, crop, colour, network and paste all run on the device: no plate-sized host copies per face
@@ -300,13 +301,15 @@ class SwapEngine:
                 work[...] = run.download(plate)
             times.merge = time.perf_counter() - t
         if run.on_gpu:
-            layers.mask, layers.matte, layers.face, layers.raw = (
-                None if b is None else run.download(b) for b in (layers.mask, layers.matte, layers.face, layers.raw))
+            layers.mask, layers.matte, layers.face, layers.raw, layers.xseg = (
+                None if b is None else run.download(b)
+                for b in (layers.mask, layers.matte, layers.face, layers.raw, layers.xseg))
         if not direct:
             pixels[..., rgb_idx + [alpha_idx]] = work
 
         planes = {name: buffer for name, buffer in (("mask", layers.mask), ("matte", layers.matte),
-                                                     ("face", layers.face), ("raw", layers.raw)) if buffer is not None}
+                                                     ("face", layers.face), ("raw", layers.raw),
+                                                     ("xseg", layers.xseg)) if buffer is not None}
         metadata = dict(image.metadata)
         record = SwapRecord(
             model=self.model_name,

@@ -37,6 +37,7 @@ LAYER_CHANNELS: dict[str, tuple[str, ...]] = {
     "mask": ("mask.A",),
     "matte": ("matte.A",),
     "raw": ("raw.R", "raw.G", "raw.B", "raw.A"),
+    "xseg": ("xseg.A",),
 }
 # the layers file's codec, measured on a 4K frame's face layers (bench/results/swap-cpu-2core.json, layout.codecs):
 # lossless; ZIP at level 1 writes in the least CPU time of the ZIP family, and in 16-line blocks (not zips' single

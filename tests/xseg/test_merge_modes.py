@@ -121,3 +121,24 @@ def test_swap_with_xseg_dst(small_shot: Path, facesets: tuple[Path, Path], swap_
     assert np.abs(frames["full"] - original).max() > 0.01  # a face was pasted
     np.testing.assert_allclose(frames["ones"], frames["full"], atol=2e-3)  # sigmoid(12) = 1 - 6e-6
     np.testing.assert_array_equal(frames["zeros"], original)
+
+
+def test_swap_writes_the_xseg_layer(small_shot: Path, facesets: tuple[Path, Path], swap_model: tuple[Path, Path],
+                                    tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--layers xseg: the dst faces' XSeg mask warped into the plate as xseg.A of OUT/layers/; with a constant-1
+    XSeg model it is the faces' coverage (raw.A), whatever the mask mode."""
+    from dfl_vfx.cli.main import main
+    from dfl_vfx.swap.layout import read_layers
+
+    plate = str(small_shot / "plate" / "plate.####.exr")
+    ones = str(_constant_xseg(tmp_path / "ones", 12.0))
+    assert main(["swap", plate, "--model", str(swap_model[1]), "--faceset", str(facesets[1]), "--frames", "1005",
+                 "--out", str(tmp_path / "out"), "--no-progress", "--layers", "rgba,raw,xseg", "--mask-mode", "hull",
+                 "--xseg-model", ones]) == 0
+    layers = read_layers(tmp_path / "out" / "plate.1005.exr", ["raw", "xseg"])
+    coverage = layers["raw"][..., 3]
+    assert coverage.max() > 0.99
+    np.testing.assert_allclose(layers["xseg"], coverage, atol=2e-3)
+    code = main(["swap", plate, "--model", str(swap_model[1]), "--out", str(tmp_path / "o2"), "--layers", "xseg"])
+    assert code == 2
+    assert "--layers rgba,xseg: the xseg layer needs xseg_model" in capsys.readouterr().err
