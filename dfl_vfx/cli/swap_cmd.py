@@ -22,7 +22,9 @@ temporally smoothed landmarks; without it, faces are detected on each frame.
 
 output: per frame OUT/NAME.FRAME.exr, the delivered frame: the plate with R,G,B,A swapped in scene-linear
 (premultiplied; values above 1 survive), keeping its data/display windows, other channels, metadata and
-compression. Layers beyond rgba go to OUT/layers/NAME.FRAME.exr, cut to the faces' boxes (--layer-window face,
+compression; a lossy plate (dwaa, dwab, b44, b44a, pxr24 on float channels) is delivered with zip so pixels outside
+the matte stay bit-identical (said once in the log and the summary; --compression dwaa keeps the plate's codec and
+DWA level). Layers beyond rgba go to OUT/layers/NAME.FRAME.exr, cut to the faces' boxes (--layer-window face,
 for Nuke) or the display window (--layer-window display, for Blender, which ignores data windows):
   mask.A       final matte                       (--layers mask)
   face.RGBA    the swapped face alone, premultiplied by the matte (--layers face)
@@ -55,7 +57,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     for group in ("merge", "model", "output"):
         add_cli_arguments(p.add_argument_group(group), group)
     g = p._action_groups[-1]
-    g.add_argument("--compression", help="EXR compression (default: the plate's), e.g. zip, piz, dwaa")
+    g.add_argument("--compression", help="EXR compression of the delivered frames (default: the plate's, zip when it "
+                   "is lossy), e.g. zip, piz, dwaa (keeps a dwaa plate's level), dwaa:45")
     add_cli_arguments(p.add_argument_group("colour"), "colour")
     g = p.add_argument_group("run")
     g.add_argument("--jobs", type=int, default=2, help="frames in flight (default 2)")

@@ -283,6 +283,46 @@ def set_threads(count: int) -> None:
     oiio.attribute("threads", int(count))
 
 
+# EXR codecs that change pixels, by the channel formats they are lossy on (float: 32-bit float).
+LOSSY_COMPRESSION: dict[str, frozenset[str]] = {
+    "dwaa": frozenset({"half", "float"}),
+    "dwab": frozenset({"half", "float"}),
+    "b44": frozenset({"half"}),
+    "b44a": frozenset({"half"}),
+    "pxr24": frozenset({"float"}),
+}
+LOSSLESS_DELIVERY = "zip"  # what a frame derived from a lossy plate is written with unless a codec is asked for
+_DWA_LEVEL = "openexr:dwaCompressionLevel"
+
+
+def file_compression(image: Image) -> str:
+    """The compression ``image`` was read with, as a write takes it back (``dwaa:200``: a DWA level kept); "" for
+    none recorded."""
+    codec = str(image.metadata.get("compression", ""))
+    level = image.metadata.get(_DWA_LEVEL)
+    if codec in ("dwaa", "dwab") and isinstance(level, int | float):
+        return f"{codec}:{level:g}"
+    return codec
+
+
+def is_lossy(compression: str, channel_formats: Sequence[str]) -> bool:
+    """Whether ``compression`` (``dwaa:45``, ``zip``) changes pixels of channels in these formats."""
+    lossy_on = LOSSY_COMPRESSION.get(compression.split(":")[0].lower(), frozenset())
+    return any(fmt in lossy_on for fmt in channel_formats)
+
+
+def lossless_compression(image: Image, asked: str | None = None) -> str:
+    """The compression to write a frame derived from ``image`` with: ``asked`` when given (a bare ``dwaa``/``dwab``
+    takes the source's DWA level), else the source's own, except that a lossy one becomes :data:`LOSSLESS_DELIVERY`
+    so pixels passed through stay bit-identical."""
+    source = file_compression(image)
+    if asked:
+        if asked in ("dwaa", "dwab") and source.startswith(asked + ":"):
+            return source
+        return asked
+    return LOSSLESS_DELIVERY if is_lossy(source, image.channel_formats) else source
+
+
 def _spec_for(path: Path, image: Image, compression: str | None) -> oiio.ImageSpec:
     h, w, c = image.pixels.shape
     if len(image.channels) != c or len(image.channel_formats) != c:

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dfl_vfx.io.image import Image, read_image, write_images
+from dfl_vfx.io.image import Image, lossless_compression, read_image, write_images
 from dfl_vfx.merge.merger import FacePlan, PastedFace
 from dfl_vfx.swap.engine import FrameResult, StageTimes, SwapEngine, plate_channel_indices
 from dfl_vfx.swap.faces import FaceFinder
@@ -37,7 +37,7 @@ def swap_frame(engine: SwapEngine, source: str | Path, target: str | Path, frame
                compression: str | None = None) -> FrameOutcome:
     """Swap ``frame`` of the plate file ``source`` into ``target`` and, with layers beyond rgba, its companion
     ``layers/`` file (both written at once, atomically; ``compression`` is the delivered frame's, default the
-    plate's).
+    plate's unless it is lossy: then ZIP).
 
     ``plans``: the faces to swap (from a faceset's tracks); None detects them with ``finder``.
     """
@@ -59,12 +59,13 @@ def swap_frame(engine: SwapEngine, source: str | Path, target: str | Path, frame
 
 def write_frame(target: str | Path, result: FrameResult, compression: str | None = None) -> None:
     """Write a swapped frame to ``target`` and its layers to ``layers/`` beside it (docs/dev/swap-output.md), at
-    once; ``compression`` is the delivered frame's (None: the plate's), the layers get ``LAYERS_COMPRESSION``."""
+    once; ``compression`` is the delivered frame's (None: the plate's, or ZIP when the plate's is lossy, so pixels
+    outside the matte stay bit-identical), the layers get ``LAYERS_COMPRESSION``."""
     target = Path(target)
     files: list[tuple[Path, Image, str | None]] = []
     if result.layers is not None:  # renamed first: whoever finds the frame finds its layers too
         files.append((layers_path(target), result.layers, LAYERS_COMPRESSION))
     else:  # layers of an earlier run with other settings would pass for this frame's
         layers_path(target).unlink(missing_ok=True)
-    files.append((target, result.image, compression))
+    files.append((target, result.image, lossless_compression(result.image, compression) or None))
     write_images(files)

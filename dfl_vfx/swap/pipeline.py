@@ -25,6 +25,7 @@ from pathlib import Path
 
 from dfl_vfx.errors import DflError
 from dfl_vfx.io.atomic import remove_stale_temps
+from dfl_vfx.io.image import file_compression, lossless_compression, read_header
 from dfl_vfx.io.outputs import check_output_dir
 from dfl_vfx.io.sequence import FrameSequence, format_frames, open_sequence, output_sequence
 from dfl_vfx.io.shot_runner import COMPLETE, INTERRUPTED, RUNNING, FrameRun, SummaryFile, missing_frames, run_frames
@@ -71,6 +72,9 @@ class SwapSummary:
     setup_s: float = 0.0  # loading the model and planning, before the first frame
     wall_s: float = 0.0
     settings: dict[str, object] = field(default_factory=dict)
+    plate_compression: str = ""  # the plate's first frame's EXR compression ("dwaa:45")
+    compression: str = ""  # what the delivered frames are written with
+    compression_note: str = ""  # why it differs from the plate's when nobody asked for a codec
 
     @property
     def status(self) -> str:
@@ -131,6 +135,7 @@ class SwapSummary:
                        "failed": {str(k): v for k, v in self.failed.items()},
                        "missing": sorted(self.run.missing)},
             "faces": self.faces,
+            "compression": {"plate": self.plate_compression, "delivered": self.compression},
             "timing": timing,
             "settings": self.settings,
         }, indent=2)
@@ -145,6 +150,8 @@ class SwapSummary:
                        f"read {t.read / n * 1e3:.0f} ms, crop {t.prepare / n * 1e3:.0f} ms, "
                        f"infer {t.infer / n * 1e3:.0f} ms, merge {t.merge / n * 1e3:.0f} ms, "
                        f"write {t.write / n * 1e3:.0f} ms")
+        if self.compression_note:
+            out.append(f"  {self.compression_note}")
         if self.skipped:
             out.append(f"  skipped {len(self.skipped)} frame(s) already swapped with these settings")
         if self.no_face:
@@ -202,6 +209,17 @@ def swap_shot(plate: str, out: str, settings: SwapSettings, frames: str | None =
                           backend=engine.runtime.backend_name, device=engine.runtime.device,
                           chunk=None if frames is None else format_frames(sequence.frames),
                           settings=settings.merge.to_dict() | {"layers": list(settings.layers)})
+    on_disk = sorted(set(sequence.frames) - set(sequence.missing()))
+    if on_disk:
+        plate_header = read_header(sequence.path(on_disk[0]))
+        summary.plate_compression = file_compression(plate_header)
+        summary.compression = lossless_compression(plate_header, compression)
+        if compression is None and summary.compression != summary.plate_compression:
+            summary.compression_note = (
+                f"the plate's {summary.plate_compression} compression is lossy: frames delivered with "
+                f"{summary.compression} so pixels outside the matte stay bit-identical "
+                f"(--compression {summary.plate_compression} keeps it)")
+            log.info(summary.compression_note)
     finder = None
     if faceset:
         check_faceset_matches(faceset, engine.resolution, engine.face_type.cli_name)

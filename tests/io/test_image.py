@@ -9,7 +9,16 @@ import pytest
 from dfl_vfx.color.ocio import plate_colorspace
 from dfl_vfx.errors import DflError, ImageReadError
 from dfl_vfx.io import atomic
-from dfl_vfx.io.image import Image, Window, read_header, read_image, write_image, write_images
+from dfl_vfx.io.image import (
+    Image,
+    Window,
+    file_compression,
+    lossless_compression,
+    read_header,
+    read_image,
+    write_image,
+    write_images,
+)
 
 
 def _plate(rng: np.random.Generator) -> Image:
@@ -212,3 +221,25 @@ def test_interleave_channels_equals_concatenate() -> None:
     assert np.array_equal(out.view(np.uint16), np.concatenate(blocks, axis=2).view(np.uint16))
     with pytest.raises(ValueError, match="one dtype"):
         interleave_channels([blocks[0], blocks[1].astype(np.float32)])
+
+
+@pytest.mark.parametrize(("plate", "formats", "delivered"), [
+    ("dwaa", ["half"], "zip"), ("dwab", ["float"], "zip"), ("b44", ["half"], "zip"), ("b44a", ["half"], "zip"),
+    ("pxr24", ["half", "float"], "zip"),
+    ("pxr24", ["half"], "pxr24"), ("b44", ["float"], "b44"),  # lossless on those channels
+    ("piz", ["half"], "piz"), ("zips", ["float"], "zips"), ("rle", ["half"], "rle"), ("none", ["half"], "none"),
+])
+def test_a_frame_derived_from_a_lossy_plate_is_written_losslessly(plate, formats, delivered) -> None:
+    image = Image.from_array(np.zeros((2, 2, len(formats)), np.float32), channels=list("RGB"[:len(formats)]),
+                             metadata={"compression": plate})
+    image.channel_formats = formats
+    assert lossless_compression(image) == delivered
+    assert lossless_compression(image, "dwab") == "dwab"  # asked for: kept
+
+
+def test_the_dwa_level_of_a_plate_is_read_back_as_a_write_takes_it(tmp_path: Path) -> None:
+    write_image(tmp_path / "p.exr", Image.from_array(np.full((8, 8, 3), 0.5, np.float32)), "dwaa:200")
+    plate = read_header(tmp_path / "p.exr")
+    assert file_compression(plate) == "dwaa:200"
+    assert lossless_compression(plate) == "zip" and lossless_compression(plate, "dwaa") == "dwaa:200"
+    assert lossless_compression(plate, "dwaa:60") == "dwaa:60"

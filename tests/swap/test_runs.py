@@ -20,6 +20,7 @@ from dfl_vfx.io.atomic import temp_name
 from dfl_vfx.io.image import Image, read_header, read_image, write_image
 from dfl_vfx.merge.merger import MergeSettings
 from dfl_vfx.swap.engine import SWAP_ATTRIBUTE, SwapSettings
+from dfl_vfx.swap.layout import read_layers
 from dfl_vfx.swap.pipeline import SUMMARY_FILE, swap_shot
 
 # Runs the CLI with a frame that crashes the interpreter in native code (SIGSEGV) once frame 1003 is in the summary.
@@ -170,3 +171,46 @@ def test_progress_in_a_log_is_lines_not_bars(small_shot, facesets, swap_model, t
               frames="1001-1002", faceset=str(facesets[1]))
     lines = [record.getMessage() for record in caplog.records if record.name == "dfl_vfx.progress"]
     assert lines and lines[-1].startswith("swap: 2/2 frames (100%)"), lines
+
+
+def _lossy_plate(small_shot: Path, folder: Path, compression: str, frames: tuple[int, ...] = (1001, 1002)) -> str:
+    folder.mkdir()
+    for frame in frames:
+        image = read_image(small_shot / "plate" / f"plate.{frame}.exr", pixel_type="native")
+        write_image(folder / f"plate.{frame}.exr", image, compression)
+    return str(folder / "plate.####.exr")
+
+
+def test_a_lossy_plate_is_delivered_lossless_and_bit_identical_outside_the_matte(small_shot, facesets, swap_model,
+                                                                                  tmp_path: Path) -> None:
+    """A dwaa:45 plate used to be re-encoded with dwaa: ~99% of the pixels outside the matte changed on disk."""
+    plate = _lossy_plate(small_shot, tmp_path / "plate", "dwaa:45")
+    out = tmp_path / "swap"
+    summary = swap_shot(plate, str(out), _settings(swap_model[1]), faceset=str(facesets[1]), progress=False)
+    assert summary.done == [1001, 1002] and summary.faces == 2
+    for frame in (1001, 1002):
+        source = read_image(tmp_path / "plate" / f"plate.{frame}.exr", pixel_type="native")
+        delivered = read_image(out / f"plate.{frame}.exr", pixel_type="native")
+        assert delivered.metadata["compression"] == "zip"
+        outside = read_layers(out / f"plate.{frame}.exr", ["mask"])["mask"] == 0
+        assert outside.sum() > 0.9 * outside.size  # most of the frame is outside the face
+        assert np.array_equal(delivered.pixels[outside].view(np.uint16), source.pixels[outside].view(np.uint16))
+    note = "the plate's dwaa:45 compression is lossy: frames delivered with zip"
+    assert any(line.strip().startswith(note) for line in summary.lines())
+    saved = json.loads((out / SUMMARY_FILE).read_text())
+    assert saved["compression"] == {"plate": "dwaa:45", "delivered": "zip"}
+
+
+def test_asking_for_the_plates_dwa_codec_keeps_its_level_and_lossless_plates_keep_theirs(
+        small_shot, facesets, swap_model, tmp_path: Path) -> None:
+    plate = _lossy_plate(small_shot, tmp_path / "dwa", "dwaa:200", (1001,))
+    summary = swap_shot(plate, str(tmp_path / "kept"), _settings(swap_model[1], ("rgba",)), compression="dwaa",
+                        faceset=str(facesets[1]), progress=False)
+    header = read_header(tmp_path / "kept" / "plate.1001.exr").metadata
+    assert (header["compression"], header["openexr:dwaCompressionLevel"]) == ("dwaa", 200.0)
+    assert summary.compression == "dwaa:200" and summary.compression_note == ""
+    plate = _lossy_plate(small_shot, tmp_path / "piz", "piz", (1001,))
+    summary = swap_shot(plate, str(tmp_path / "piz_out"), _settings(swap_model[1], ("rgba",)),
+                        faceset=str(facesets[1]), progress=False)
+    assert read_header(tmp_path / "piz_out" / "plate.1001.exr").metadata["compression"] == "piz"
+    assert summary.compression == "piz" and summary.compression_note == ""
