@@ -391,10 +391,22 @@ class XSegTrainer:
                 signal.signal(s, handler)
         self.save()
         self.write_previews()
+        if self.ddp.world > 1:
+            spread = self.rank_spread()
+            if self.ddp.main:
+                log.info("DDP: %d ranks, max parameter difference %g", self.ddp.world, spread)
         seconds = time.monotonic() - start
         if self.ddp.main:
             log.info("stopped (%s) at iteration %d after %.1f s", reason, self.iteration, seconds)
         return TrainResult(self.iteration, self.iteration - first, seconds, reason or "signal", {"xseg": loss})
+
+    def rank_spread(self) -> float:
+        """Largest difference of any parameter between ranks (0 when DDP keeps them in sync)."""
+        flat = torch.cat([p.detach().float().flatten() for p in self.model.parameters()])
+        high, low = flat.clone(), flat.clone()
+        dist.all_reduce(high, op=dist.ReduceOp.MAX)
+        dist.all_reduce(low, op=dist.ReduceOp.MIN)
+        return float((high - low).max())
 
     def _attach_log_file(self) -> None:
         path = os.path.abspath(self.model_dir / LOG_FILE)
