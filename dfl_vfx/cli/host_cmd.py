@@ -82,10 +82,12 @@ def write_script(args: argparse.Namespace) -> int:
     from dfl_vfx.errors import DflError
     from dfl_vfx.hosts.nuke_script import write_comp_script
     from dfl_vfx.io.outputs import check_output_dir
+    from dfl_vfx.io.sequence import open_sequence
 
     match = re.fullmatch(r"\s*(-?\d+)\s*-\s*(-?\d+)\s*", args.frames)
     if match is None or int(match.group(1)) > int(match.group(2)):
         raise DflError(f"--frames {args.frames}: give FIRST-LAST, e.g. 1001-1048")
+    open_sequence(args.plate, args.frames)  # a plate with no frames, or frames outside it, is refused
     out = args.out.expanduser().resolve()
     folder = check_output_dir(out.parent, "OUT", create=True)
     written = write_comp_script(out, str(Path(args.plate).expanduser().resolve()),
@@ -103,9 +105,11 @@ def print_matrices(args: argparse.Namespace) -> int:
 
     from dfl_vfx.errors import DflError
     from dfl_vfx.hosts.nuke_native_gizmo import Display, alignment, model_face, plate_display
-    from dfl_vfx.io.sequence import parse_frames
+    from dfl_vfx.io.sequence import open_sequence, parse_frames
 
     if args.plate:
+        if args.frames:
+            open_sequence(args.plate, args.frames)  # frames outside the plate are refused
         display = plate_display(args.plate)
     else:
         match = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", args.format)

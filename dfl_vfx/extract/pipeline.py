@@ -159,12 +159,19 @@ class ExtractSummary:
     def to_json(self) -> str:
         """The summary file's text: every field, the passes' frame records included."""
         data = {name: value for name, value in asdict(self).items() if name not in ("detect", "align")}
-        return json.dumps(data | {"detect": self.detect.to_dict(), "align": self.align.to_dict()}, indent=2)
+        return json.dumps(data | {"frames_read": self.frames_read, "detect": self.detect.to_dict(),
+                                  "align": self.align.to_dict()}, indent=2)
+
+    @property
+    def frames_read(self) -> int:
+        """Frames searched for faces: the asked frames less the skipped ones (missing, unreadable)."""
+        return self.frames - len({item["frame"] for item in self.skipped})
 
     def lines(self) -> list[str]:
         """Human-readable summary lines."""
+        read = f"{self.frames_read} of {self.frames}" if self.frames_read != self.frames else f"{self.frames}"
         out = [
-            f"extracted {self.faces_written} face(s) from {self.frames} frame(s) into {self.faceset} "
+            f"extracted {self.faces_written} face(s) from {read} frame(s) into {self.faceset} "
             f"in {self.seconds:.1f} s ({self.frames_per_second:.2f} frames/s), {self.tracks} track(s)",
         ]
         if self.detection:

@@ -201,13 +201,25 @@ def _disk_hint(seq: fileseq.FileSequence) -> str:
     return f" (on disk: {loose})"
 
 
+def check_within_plate(plate: str, asked: str, wanted: list[int], on_disk: list[int]) -> None:
+    """The rule every command's ``--frames`` follows: frames before the plate's first or after its last frame on
+    disk are refused (a DflError naming the plate, its range and the asked range) before any work; holes inside
+    that range are not refused here (each command reports them as missing frames)."""
+    first, last = min(on_disk), max(on_disk)
+    outside = [frame for frame in wanted if not first <= frame <= last]
+    if outside:
+        raise DflError(f"--frames {asked.strip()}: frame(s) {format_frames(outside)} outside the plate {plate} "
+                       f"(frames {first}-{last} on disk); choose frames within {first}-{last}")
+
+
 def open_sequence(spec: str, frames: str | None = None) -> FrameSequence:
     """Resolve a plate spec to a :class:`FrameSequence`.
 
     ``spec`` is a pattern (``name.%04d.exr``, ``name.####.exr``, ``name.@@@@.exr``, ``name.$F4.exr``), a
     fileseq range form (``name.1001-1100#.exr``), a directory holding exactly one image sequence, or a single
     image file (frame 0, or the number in its name; a still without a number is held for every frame). The
-    frames are ``frames`` parsed by :func:`parse_frames` when given, else the range written in the spec, else
+    frames are ``frames`` parsed by :func:`parse_frames` when given (refused by :func:`check_within_plate` when
+    they reach outside the sequence's first..last frame on disk), else the range written in the spec, else
     every frame from the first to the last file on disk (gaps are reported by
     :meth:`FrameSequence.missing`).
     """
@@ -229,6 +241,8 @@ def open_sequence(spec: str, frames: str | None = None) -> FrameSequence:
 
     if frames is not None:
         wanted = parse_frames(frames)
+        if not spec_path.is_file():  # a numbered file names one frame of its sequence, a still every frame
+            check_within_plate(spec, frames, wanted, disk_frames or _frames_on_disk(seq, spec))
     elif disk_frames:
         wanted = list(range(min(disk_frames), max(disk_frames) + 1))
     elif seq.frameSet() is not None:

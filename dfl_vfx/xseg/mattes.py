@@ -97,7 +97,7 @@ def import_mattes(faceset: Faceset, matte_pattern: str, frames: str | list[int] 
     if not by_frame:
         which = f"frames {format_frames(wanted)}" if wanted else "any frame"
         raise DflError(f"{faceset.root}: no face comes from {which}; check --frames against the faceset's frames")
-    sequence = FrameSequence(open_sequence(matte_pattern, format_frames(list(by_frame))).pattern, list(by_frame))
+    sequence = FrameSequence(open_sequence(matte_pattern).pattern, list(by_frame))  # each missing matte named below
     missing = sequence.missing()
     if missing:
         raise DflError(f"{sequence.path(missing[0])}: matte not found ({len(missing)} of {len(sequence)} frames "

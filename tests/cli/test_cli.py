@@ -168,3 +168,34 @@ def test_native_crash_leaves_a_trace_in_the_log(tmp_path: Path) -> None:
     text = log.read_text()
     assert "Segmentation fault" in text
     assert "in crash" in text  # the Python frame that was running
+
+
+def test_frames_outside_the_plate_are_one_refusal_in_every_command(tmp_path: Path, swap_model,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    """--frames 1001-1006 on a 1001-1004 plate: swap exited 1 (retried by a farm) with the frames failed, extract
+    skipped them at exit 0, host script nuke wrote the script, host matrices listed them as missing."""
+    plate = tmp_path / "plate"
+    plate.mkdir()
+    for frame in (1001, 1002, 1003, 1004):
+        (plate / f"plate.{frame}.exr").write_bytes(b"")  # refused before any frame is read
+    pattern = str(plate / "plate.####.exr")
+    refusal = (f"--frames 1001-1006: frame(s) 1005-1006 outside the plate {pattern} (frames 1001-1004 on disk); "
+               "choose frames within 1001-1004\n")
+    model = str(swap_model[1])
+    commands = {
+        "swap": ["swap", pattern, "--model", model, "--out", str(tmp_path / "swap")],
+        "extract": ["extract", pattern, "--out", str(tmp_path / "faces")],
+        "eval": ["eval", pattern, "--src-faceset", str(plate)],  # the swap output stands in for the plate
+        "host": ["host", "script", "nuke", str(tmp_path / "comp.nk"), "--plate", pattern, "--model", model],
+    }
+    for command, argv in commands.items():
+        code, out, err = run(capsys, *argv, "--frames", "1001-1006")
+        assert (code, out, err) == (2, "", f"dfl-vfx {command}: error: {refusal}"), command
+    code, _, err = run(capsys, "host", "matrices", str(tmp_path / "faces"), "--model", model, "--plate", pattern,
+                       "--frames", "1001-1006")
+    assert (code, err) == (2, f"dfl-vfx host: error: {refusal}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plate"]  # nothing written
+    code, _, err = run(capsys, "host", "script", "nuke", str(tmp_path / "comp.nk"), "--plate",
+                       str(plate / "nope.####.exr"), "--model", model, "--frames", "1001-1004")
+    assert (code, err) == (2, f"dfl-vfx host: error: {plate / 'nope.####.exr'}: no files match this pattern\n")
+    assert not (tmp_path / "comp.nk").exists()

@@ -150,6 +150,9 @@ def test_bad_frames_are_reported_and_the_rest_extracted(small_shot: Path, tmp_pa
     assert any("frame 1005" in w and "NaN/Inf" in w for w in summary.warnings)
     text = "\n".join(summary.lines())
     assert "no face in 1 frame(s): 1004" in text and "skipped frame 1003" in text
+    # 1002 missing, 1003 truncated and 1006 without colour were never searched: "from 6 frame(s)" overstated it
+    assert text.startswith(f"extracted 2 face(s) from 3 of 6 frame(s) into {tmp_path / 'dst'} ")
+    assert json.loads((tmp_path / "dst" / "extract_summary.json").read_text())["frames_read"] == 3
     assert summary.detect.missing == {1002: reasons[1002]} and sorted(summary.detect.failed) == [1003, 1006]
     assert summary.align.done == [1001, 1005]
     # nothing half-written: every file in the faceset is a complete face

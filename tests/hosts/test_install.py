@@ -82,10 +82,14 @@ def test_host_script_writes_a_comp_that_parses(tmp_path: Path, capsys: pytest.Ca
     from dfl_vfx.hosts import nk
 
     out = tmp_path / "demo" / "comp.nk"
-    assert main(["host", "script", "nuke", str(out), "--plate", "plate/plate.####.exr", "--model", "m.onnx",
+    (tmp_path / "plate").mkdir()
+    for frame in range(1001, 1049):
+        (tmp_path / "plate" / f"plate.{frame}.exr").write_bytes(b"")  # the plate's frames exist
+    plate = str(tmp_path / "plate" / "plate.####.exr")
+    assert main(["host", "script", "nuke", str(out), "--plate", plate, "--model", "m.onnx",
                  "--frames", "1001-1048"]) == 0
     nodes = {s.name: s for s in nk.parse(out.read_text()) if isinstance(s, nk.Node)}
-    assert nodes["Plate"].value("file") == str(Path("plate/plate.####.exr").resolve())
+    assert nodes["Plate"].value("file") == plate
     assert nodes["DFLSwap1"].value("cache_root") == str(tmp_path / "demo" / "nuke_cache")
     assert (nodes["DFLSwap1"].value("first_frame"), nodes["DFLSwap1"].value("last_frame")) == ("1001", "1048")
     assert nodes["Write1"].value("file") == str(tmp_path / "demo" / "comp" / "comp.####.exr")

@@ -171,10 +171,24 @@ def test_single_numbered_file_takes_its_frame(plate):
 def test_no_files_found_names_the_pattern(plate):
     with pytest.raises(DflError, match=r"comp\.%04d\.exr: no files match"):
         open_sequence(str(plate / "comp.%04d.exr"))
-    with pytest.raises(DflError, match=r"plate\.%04d\.exr: no files found for frames 2001-2002"):
+    with pytest.raises(DflError, match=r"2001-2002 outside the plate .*plate\.%04d\.exr \(frames 1001-1005 on"):
         open_sequence(str(plate / "plate.%04d.exr"), frames="2001-2002")
     with pytest.raises(DflError, match="no such file"):
         open_sequence(str(plate / "missing.exr"))
+
+
+@pytest.mark.parametrize("spec", ["plate.####.exr", "plate.1002-1004#.exr", ""])
+def test_frames_reaching_outside_the_plate_are_refused_holes_inside_are_missing(plate, spec):
+    """--frames 1001-1006 on a 1001-1005 plate used to give sequences whose extra frames every command handled its
+    own way (a failed frame, a silent skip, a "missing" entry): now one refusal naming plate, range and asked."""
+    with pytest.raises(DflError) as refused:
+        open_sequence(str(plate / spec), frames="999-1001,1004-1006")
+    assert str(refused.value) == (f"--frames 999-1001,1004-1006: frame(s) 999-1000,1006 outside the plate "
+                                  f"{plate / spec} (frames 1001-1005 on disk); choose frames within 1001-1005")
+    with pytest.raises(DflError, match=r"--frames 1006: frame\(s\) 1006 outside the plate"):
+        open_sequence(str(plate / spec), frames="1006")
+    inside = open_sequence(str(plate / spec), frames="1001-1005")
+    assert inside.frames == [1001, 1002, 1003, 1004, 1005] and inside.missing() == [1003]  # a hole stays missing
 
 
 def test_unsupported_extension(tmp_path):
