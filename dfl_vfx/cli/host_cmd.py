@@ -1,26 +1,49 @@
-"""`dfl-vfx host install nuke|blender --dest DIR` (install the Nuke plugin folder or the Blender add-on) and
-`dfl-vfx host script
-nuke OUT.nk --plate ... --model ...` (a Nuke script: plate -> DFLSwap -> Write; `make demo` writes comp.nk)."""
+"""`dfl-vfx host install nuke|blender --dest DIR` (install the Nuke plugin folder or the Blender add-on),
+`dfl-vfx host script nuke OUT.nk --plate ... --model ...` (a Nuke script: plate -> DFLSwap -> Write; `make demo`
+writes comp.nk) and `dfl-vfx host matrices FACESET ...` (DFLSwapNative's per-frame alignment as JSON)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-EPILOG = """\
-Copies the Nuke plugin (gizmos DFLSwap and DFLMask, init.py, menu.py, the dfl_nuke and dfl_host packages) into
-DIR/dfl_vfx_nuke, records this dfl-vfx as the engine the nodes run, and prints the line to add to the studio's
-init.py. Installing again updates the folder; a file there that an install did not write is never overwritten.
+INSTALL_EPILOG = """\
+Copies the Nuke plugin (gizmos DFLSwap, DFLSwapNative, DFLMask and DFLExtract, init.py, menu.py, the dfl_nuke and
+dfl_host packages) into DIR/dfl_vfx_nuke, records this dfl-vfx as the engine the nodes run, and prints the line to add
+to the studio's init.py. Installing again updates the folder; a file there that an install did not write is never
+overwritten. For Blender: the DFL Swap add-on in DIR/dfl_blender with the host client; enable it in Preferences >
+Add-ons.
 
 examples:
   dfl-vfx host install nuke --dest /studio/nuke/plugins
   dfl-vfx host install nuke --dest ~/.nuke --engine /opt/dfl_vfx/.venv/bin/dfl-vfx
   dfl-vfx host install blender --dest ~/.config/blender/4.2/extensions/user_default
-      (the DFL Swap add-on in DIR/dfl_blender with the host client; enable it in Preferences > Add-ons)
-  dfl-vfx host script nuke build/demo/comp.nk --plate build/demo/plate/plate.####.exr \
+"""
+
+SCRIPT_EPILOG = """\
+The --frames range must lie within the plate's frames on disk.
+
+example:
+  dfl-vfx host script nuke build/demo/comp.nk --plate build/demo/plate/plate.####.exr \\
       --model build/demo/model.onnx --frames 1001-1048
+"""
+
+MATRICES_EPILOG = """\
+What DFLSwapNative's Bake alignment runs. With --plate, --frames must lie within the plate's frames on disk.
+
+example:
   dfl-vfx host matrices shot/dst_faces --model shot/model.pt --plate shot/plate.####.exr --frames 1001-1048
-      (what DFLSwapNative's Bake alignment runs: per-frame face matrices and Nuke corner pins as JSON)
+"""
+
+EPILOG = """\
+actions: install (the Nuke plugin or the Blender add-on), script (a Nuke script: plate Read -> DFLSwap -> Write),
+matrices (per-frame face matrices and Nuke corner pins as JSON); `dfl-vfx host ACTION --help` for each.
+
+examples:
+  dfl-vfx host install nuke --dest /studio/nuke/plugins
+  dfl-vfx host script nuke build/demo/comp.nk --plate build/demo/plate/plate.####.exr --frames 1001-1048 \\
+      --model build/demo/model.onnx
+  dfl-vfx host matrices shot/dst_faces --model shot/model.pt --plate shot/plate.####.exr --frames 1001-1048
 """
 
 
@@ -29,13 +52,13 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
                        description="Install a host front end.", epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = p.add_subparsers(dest="host_action", metavar="ACTION", required=True)
-    install = actions.add_parser("install", help="install a host's plugin folder", epilog=EPILOG,
+    install = actions.add_parser("install", help="install a host's plugin folder", epilog=INSTALL_EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     install.add_argument("host", choices=["nuke", "blender"], help="the host application")
     install.add_argument("--dest", required=True, type=Path, help="folder to install into (made if missing)")
     install.add_argument("--engine", help="the dfl-vfx the nodes run (default: this one)")
     script = actions.add_parser("script", help="write a Nuke script: plate Read -> DFLSwap -> Write",
-                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                epilog=SCRIPT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     script.add_argument("host", choices=["nuke"], help="the host application")
     script.add_argument("out", type=Path, help="the script to write (.nk)")
     script.add_argument("--plate", required=True, help="the plate sequence (name.####.exr)")
@@ -45,7 +68,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     script.add_argument("--render", help="the Write's file (default: comp/comp.####.exr beside the script)")
     matrices = actions.add_parser("matrices", help="print a faceset's per-frame face alignment for Nuke (JSON)",
                                   description="Per frame, the engine's plate -> aligned-face matrix and the four "
-                                  "corner pins DFLSwapNative animates, in Nuke's coordinates (docs/nuke.md).")
+                                  "corner pins DFLSwapNative animates, in Nuke's coordinates (docs/nuke.md).",
+                                  epilog=MATRICES_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     matrices.add_argument("faceset", help="the plate's faceset (from dfl-vfx extract)")
     matrices.add_argument("--model", required=True, help="the exported model (.pt or .onnx): resolution, face type")
     window = matrices.add_mutually_exclusive_group(required=True)

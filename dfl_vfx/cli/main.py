@@ -58,7 +58,7 @@ Typical shot:
   dfl-vfx faceset info build/demo/dst_faces
   dfl-vfx train --src build/demo/src_faces --dst build/demo/dst_faces --model-dir build/demo/model
   dfl-vfx export build/demo/model --out build/demo/model.onnx
-  dfl-vfx swap build/demo/plate/plate.####.exr --model build/demo/model.onnx \
+  dfl-vfx swap build/demo/plate/plate.####.exr --model build/demo/model.onnx \\
       --faceset build/demo/dst_faces --out build/demo/swap
 """
 

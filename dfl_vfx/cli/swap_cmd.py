@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,7 +38,7 @@ A PNG or TIFF plate gives frames of its own format, which hold R,G,B,A only: pas
 summary: OUT/swap_summary.json, or OUT/swap_summary.1001-1050.json for a --frames chunk (chunks sharing a folder
 keep their own), rewritten as frames finish; "status" says running, interrupted or complete.
 
-mask modes: full, hull, learned-prd, learned-dst, combined with * and + (DeepFaceLab's 0..5 also accepted).
+{mask_modes}
 live settings (erode, blur, opacity, face-exposure) can be redone by a host from the matte and raw layers
 without the network; see `dfl-vfx schema` and docs/dev/swap-output.md.
 erode/blur use DeepFaceLab's units (pixels of the face at 4x the model resolution), so they look the same at
@@ -45,10 +46,22 @@ any plate resolution.
 """
 
 
+def mask_modes_help() -> str:
+    """The epilog's mask-mode lines, from the names and DeepFaceLab numbers the merge accepts."""
+    from dfl_vfx.merge.masks import DFL_MASK_MODES, MASK_NAMES, XSEG_NAMES
+
+    numbers = sorted(DFL_MASK_MODES, key=int)
+    text = (f"mask modes: {', '.join(MASK_NAMES)}, combined with * and + ({' and '.join(XSEG_NAMES)} need "
+            f"--xseg-model). DeepFaceLab's {numbers[0]}..{numbers[-1]} are also accepted: "
+            + ", ".join(f"{n}={DFL_MASK_MODES[n]}" for n in numbers) + ".")
+    return textwrap.fill(text, width=116, subsequent_indent="  ", break_on_hyphens=False)
+
+
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p = sub.add_parser(name, help="swap faces in a plate sequence with a trained model",
                        description="Swap faces in a scene-linear plate sequence and write EXR frames with layers.",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=EPILOG.format(mask_modes=mask_modes_help()),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("plate", help="plate: name.####.exr, name.%%04d.exr, a folder or one image")
     p.add_argument("--model", required=True, help="exported .onnx, a DeepFaceLab/DeepFaceLive .dfm, or a model folder")
     p.add_argument("--out", required=True, type=Path, help="output folder (frames keep the plate's names)")

@@ -1,5 +1,6 @@
 """The `dfl-vfx` command: help that teaches, summaries, exit codes and one-line errors."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -199,3 +200,53 @@ def test_frames_outside_the_plate_are_one_refusal_in_every_command(tmp_path: Pat
                        str(plate / "nope.####.exr"), "--model", model, "--frames", "1001-1004")
     assert (code, err) == (2, f"dfl-vfx host: error: {plate / 'nope.####.exr'}: no files match this pattern\n")
     assert not (tmp_path / "comp.nk").exists()
+
+
+def _helps(parser, prog: str = "dfl-vfx"):
+    """(prog, help text) of a parser and every sub-command under it."""
+    import argparse
+
+    yield prog, parser.format_help()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _helps(child, f"{prog} {name}")
+
+
+def test_help_examples_print_as_shell_lines() -> None:
+    """A backslash-newline in a non-raw string printed `model.onnx       --faceset` on one line."""
+    from dfl_vfx.cli.main import build_parser
+
+    examples = 0
+    for prog, text in _helps(build_parser()):
+        lines = text.splitlines()
+        for number, line in enumerate(lines):
+            if not line.lstrip().startswith("dfl-vfx "):
+                continue
+            examples += 1
+            assert not re.search(r"\S {2,}--", line.split(" # ")[0]), f"{prog}: {line!r}"
+            if line.endswith("\\"):  # a continuation: the next line carries on the command, indented
+                assert line.endswith(" \\") and lines[number + 1].startswith("      -"), f"{prog}: {line!r}"
+    assert examples > 20
+
+
+def test_host_actions_have_their_own_help_and_install_names_every_gizmo(capsys: pytest.CaptureFixture) -> None:
+    from dfl_vfx.cli.main import build_parser
+
+    helps = dict(_helps(build_parser()))
+    gizmos = sorted(p.stem for p in (Path(__file__).parents[2] / "nuke" / "gizmos").glob("*.gizmo"))
+    assert gizmos == ["DFLExtract", "DFLMask", "DFLSwap", "DFLSwapNative"]
+    install = " ".join(helps["dfl-vfx host install"].split())
+    assert all(f"{gizmo}," in install or f"{gizmo} " in install for gizmo in gizmos), install
+    for action in ("script", "matrices"):
+        text = helps[f"dfl-vfx host {action}"]
+        assert "Copies the Nuke plugin" not in text and f"dfl-vfx host {action} " in text.split("example")[-1]
+
+
+def test_swap_help_lists_the_mask_modes_the_merge_accepts() -> None:
+    from dfl_vfx.cli.main import build_parser
+    from dfl_vfx.merge.masks import DFL_MASK_MODES, MASK_NAMES
+
+    text = " ".join(dict(_helps(build_parser()))["dfl-vfx swap"].split("mask modes:")[1].split())
+    assert text.startswith(", ".join(MASK_NAMES)) and "DeepFaceLab's 0..9 are also accepted" in text
+    assert all(f"{number}={mode}" in text for number, mode in DFL_MASK_MODES.items())
