@@ -36,3 +36,22 @@ def test_faces_found_counts_each_found_box_once() -> None:
     assert faces_found(placed, [[10, 10, 90, 90]]) == 1
     assert faces_found(placed, [[10, 10, 90, 90], [20, 20, 80, 80]]) == 1  # two boxes on one face: one face
     assert faces_found(placed, [[210, 0, 290, 90], [0, 0, 100, 100], [500, 0, 600, 100]]) == 2
+
+
+def test_demo_shot_scope_builds_the_scope_plate(tmp_path: Path, capsys) -> None:
+    """`dfl-vfx demo-shot` could only build the 1920x1080 demo shot; --scope writes the 2K scope plate."""
+    from dfl_vfx.cli.main import main
+    from dfl_vfx.io.image import read_header
+    from dfl_vfx.io.sequence import open_sequence
+
+    assert main(["demo-shot", str(tmp_path / "scope"), "--scope", "--frames", "2", "--first-frame", "2001"]) == 0
+    plate = open_sequence(str(tmp_path / "scope" / "plate" / "plate.####.exr"))
+    assert plate.frames == [2001, 2002] and plate.missing() == []
+    header = read_header(plate.path(2002))
+    assert header.display_window == Window(0, 0, 2048, 858) and header.data_window == Window(-64, -64, 2176, 986)
+    truth = json.loads((tmp_path / "scope" / TRUTH_FILE).read_text())
+    assert sorted(truth["faces"]) == ["2001", "2002"] and len(truth["faces"]["2001"]) == 2
+    assert not (tmp_path / "scope" / "src").exists()
+    assert "2048x858 + 64 px overscan" in capsys.readouterr().out
+    assert main(["demo-shot", str(tmp_path / "other"), "--scope", "--source-photos", "3"]) == 2
+    assert "--source-photos: the scope plate (--scope) has no source photos" in capsys.readouterr().err
