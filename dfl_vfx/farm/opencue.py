@@ -4,7 +4,8 @@ job spec XML the Cuebot takes, and launched when a Cuebot is configured.
 One layer per step: a chunked step is a layer over the frame range with ``chunk`` (its command gets
 ``#FRAME_START#`` / ``#FRAME_END#``); a single task is a layer of frame ``1``; a multi-node training step is a layer
 of frames ``0-N-1``, one per node, whose frame number is the node rank (``#IFRAME#``). GPU steps get ``gpus``,
-``gpu_memory`` and the tag ``farm.group`` (default ``gpu``); training gets a ``timeout`` (minutes). Steps depend
+``gpu_memory`` (``0g`` for ``farm.gpu_memory_gb = 0``: no requirement) and the tag ``farm.group`` (default
+``gpu``); training gets a ``timeout`` (minutes). Steps depend
 layer on layer, the comp frame by frame on the swap (a comp chunk runs when its swap frames are done). Commands
 are raw (``use_pycuerun=False``): RQD runs the layer's command line, made from the argument list with
 :func:`shlex.join`. OpenCue has no pools: ``farm.pools`` is not used (a warning says so); the job is filed under
@@ -116,9 +117,10 @@ def build_outline(job: Job) -> Any:
         if step.cores:
             options["cores"] = step.cores
         if step.gpus or step.gpu_memory_gb:
-            options.update(gpus=max(step.gpus, 1), tags=[job.group or GPU_TAG])
-            if step.gpu_memory_gb:
-                options["gpu_memory"] = f"{step.gpu_memory_gb}g"
+            # pyoutline writes 1g for a gpu_memory it is not given (or given 0): "0g" (a true string) is written
+            # as is, which the Cuebot reads as no requirement (raised to its mem_gpu_reserved_min, 0 by default)
+            options.update(gpus=max(step.gpus, 1), tags=[job.group or GPU_TAG],
+                           gpu_memory=f"{step.gpu_memory_gb}g")
         if step.timeout_s:
             options["timeout"] = -(-step.timeout_s // 60)
         layer = Shell(step.name, command=command_line(step), **options)

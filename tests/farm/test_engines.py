@@ -232,3 +232,14 @@ def test_opencue_without_pyoutline_is_one_line(write_shot: Callable[..., Path], 
                                        r"'dfl-vfx\[opencue\]'"):
         cue.write(job, tmp_path / "cue")
     assert not (tmp_path / "cue").exists()
+
+
+def test_opencue_gpu_memory_0_is_no_requirement(write_shot: Callable[..., Path], tmp_path: Path, exe: str) -> None:
+    """farm.gpu_memory_gb = 0 (docs: none) was serialised as pyoutline's default <gpu_memory>1g</gpu_memory>."""
+    job = build_job(load_shot(write_shot(), FARM | {"farm.gpu_memory_gb": 0}), exe)
+    (spec,) = cue.write(job, tmp_path / "cue")
+    layers = parseString(spec.read_text()).getElementsByTagName("layer")
+    gpu_layers = {layer.getAttribute("name"): [node.firstChild.data for node in layer.getElementsByTagName(tag)]
+                  for layer in layers for tag in ("gpu_memory",) if layer.getElementsByTagName("gpus")}
+    assert gpu_layers and all(memory == ["0g"] for memory in gpu_layers.values()), gpu_layers
+    assert "1g" not in spec.read_text()
