@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,9 @@ def write_frame(target: str | Path, result: FrameResult, compression: str | None
     if result.layers is not None:  # renamed first: whoever finds the frame finds its layers too
         files.append((layers_path(target), result.layers, LAYERS_COMPRESSION))
     else:  # layers of an earlier run with other settings would pass for this frame's
-        layers_path(target).unlink(missing_ok=True)
+        stale = layers_path(target)
+        stale.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the folder goes once empty; other frames' layers or temps keep it
+            stale.parent.rmdir()
     files.append((target, result.image, lossless_compression(result.image, compression) or None))
     write_images(files)

@@ -214,3 +214,18 @@ def test_asking_for_the_plates_dwa_codec_keeps_its_level_and_lossless_plates_kee
                         faceset=str(facesets[1]), progress=False)
     assert read_header(tmp_path / "piz_out" / "plate.1001.exr").metadata["compression"] == "piz"
     assert summary.compression == "piz" and summary.compression_note == ""
+
+
+def test_rgba_after_a_run_with_layers_removes_the_emptied_layers_folder(small_shot, facesets, swap_model,
+                                                                        tmp_path: Path) -> None:
+    """The old layers files went but an empty OUT/layers/ stayed behind."""
+    plate, out = str(small_shot / "plate" / "plate.####.exr"), tmp_path / "swap"
+    swap_shot(plate, str(out), _settings(swap_model[1]), frames="1001-1002", faceset=str(facesets[1]), progress=False)
+    assert sorted(p.name for p in (out / "layers").iterdir()) == ["plate.1001.exr", "plate.1002.exr"]
+    swap_shot(plate, str(out), _settings(swap_model[1], ("rgba",)), frames="1001", faceset=str(facesets[1]),
+              progress=False)
+    assert sorted(p.name for p in (out / "layers").iterdir()) == ["plate.1002.exr"]  # still holds 1002's
+    swap_shot(plate, str(out), _settings(swap_model[1], ("rgba",)), frames="1001-1002", faceset=str(facesets[1]),
+              progress=False)
+    assert not (out / "layers").exists()
+    assert sorted(p.name for p in out.glob("plate.*.exr")) == ["plate.1001.exr", "plate.1002.exr"]
