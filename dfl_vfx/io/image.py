@@ -20,6 +20,7 @@ import OpenImageIO as oiio
 
 from dfl_vfx.errors import DflError, ImageReadError
 from dfl_vfx.io.atomic import atomic_path
+from dfl_vfx.io.exr_blocks import BlockReuse, write_from_plate
 
 FORMATS: dict[str, oiio.BASETYPE] = {
     "half": oiio.HALF,
@@ -252,6 +253,24 @@ def read_image(
     return image
 
 
+def read_rows(path: str | os.PathLike[str], bands: Sequence[tuple[int, int]], pixel_type: str = "native") -> Image:
+    """All channels over the whole data window, with only the rows of ``bands`` (absolute, end-exclusive) read;
+    every other row is 0. The zeros are never written, so the rows left out cost neither decoding nor memory
+    traffic: what a swap that touches only the rows around its faces reads."""
+    header = read_header(path)
+    window = header.data_window
+    formats = header.channel_formats
+    dtype = np.float16 if pixel_type == "native" and all(f == "half" for f in formats) else np.float32
+    pixels = np.zeros((window.height, window.width, len(header.channels)), dtype)
+    for y0, y1 in bands:
+        y0, y1 = max(y0, window.y), min(y1, window.bottom)
+        if y1 > y0:
+            band = read_image(path, rows=(y0, y1), pixel_type=pixel_type)
+            pixels[y0 - window.y:y1 - window.y] = band.pixels
+    header.pixels = pixels
+    return header
+
+
 def interleave_channels(blocks: list[np.ndarray]) -> np.ndarray:
     """Join (H, W, c_i) arrays of one dtype along channels, as ``np.concatenate(blocks, axis=2)`` does.
 
@@ -360,8 +379,16 @@ def _spec_for(path: Path, image: Image, compression: str | None) -> oiio.ImageSp
     return spec
 
 
-def _write_file(path: Path, tmp: Path, image: Image, compression: str | None) -> None:
-    """Write ``image`` into ``tmp`` (errors name ``path``, the file it becomes)."""
+def _write_file(path: Path, tmp: Path, image: Image, compression: str | None,
+                reuse: BlockReuse | None = None) -> None:
+    """Write ``image`` into ``tmp`` (errors name ``path``, the file it becomes); with ``reuse``, from the plate's
+    blocks (:func:`dfl_vfx.io.exr_blocks.write_from_plate`), which the caller has checked ``image`` fits."""
+    if reuse is not None:
+        try:
+            write_from_plate(tmp, reuse.plate, image.pixels, image.channels, reuse.changed_rows, reuse.strings)
+        except OSError as exc:
+            raise DflError(f"{path}: write failed ({exc.strerror or exc}); check disk space and permissions") from None
+        return
     spec = _spec_for(path, image, compression)
     out = oiio.ImageOutput.create(str(tmp))
     if out is None:
@@ -383,18 +410,22 @@ def write_image(path: str | os.PathLike[str], image: Image, compression: str | N
         _write_file(path, tmp, image, compression)
 
 
-def write_images(files: Sequence[tuple[str | os.PathLike[str], Image, str | None]]) -> None:
+def write_images(files: Sequence[tuple[str | os.PathLike[str], Image, str | None]],
+                 reuse: Sequence[BlockReuse | None] | None = None) -> None:
     """Write several (path, image, compression) files at once, one thread each, and rename them into place in
     the given order only when all were written: a reader that finds the last file finds the others complete,
-    and a failure renames none of them (the first error is raised)."""
+    and a failure renames none of them (the first error is raised). ``reuse`` gives, per file, the plate blocks
+    it may be written from (None: written whole)."""
     paths = [Path(path) for path, _, _ in files]
+    reused = list(reuse) if reuse is not None else [None] * len(files)
     with contextlib.ExitStack() as stack:
         temps = [stack.enter_context(atomic_path(path)) for path in reversed(paths)][::-1]  # exits rename first-in
         if len(files) == 1:
-            _write_file(paths[0], temps[0], files[0][1], files[0][2])
+            _write_file(paths[0], temps[0], files[0][1], files[0][2], reused[0])
             return
         with ThreadPoolExecutor(len(files), thread_name_prefix="write") as pool:
-            futures = [pool.submit(_write_file, path, tmp, image, compression)
-                       for path, tmp, (_, image, compression) in zip(paths, temps, files, strict=True)]
+            futures = [pool.submit(_write_file, path, tmp, image, compression, blocks)
+                       for path, tmp, (_, image, compression), blocks in zip(paths, temps, files, reused,
+                                                                             strict=True)]
         for future in futures:
             future.result()

@@ -30,7 +30,7 @@ import numpy as np
 
 from dfl_vfx.color.ocio import WorkingSpace
 from dfl_vfx.face.align import get_transform_mat, transform_points
-from dfl_vfx.face.crop import local_matrix
+from dfl_vfx.face.crop import crop_box, local_matrix
 from dfl_vfx.face.face_type import FaceType
 from dfl_vfx.face.masks import hull_mask
 from dfl_vfx.merge.face_filters import face_scale_matrix
@@ -210,6 +210,25 @@ class FaceMerger:
         crop = run.crop_face(plate, alpha_channel, origin, matrix, size)
         hull = hull_mask((size, size), transform_points(plan.landmarks, matrix)).astype(np.float32)
         return PreparedFace(plan, matrix, run.float32(self.colours.to_working(crop)), run.upload(hull))
+
+    def plate_rows(self, plan: FacePlan, origin: tuple[int, int], plate_shape: tuple[int, int]) -> tuple[int, int]:
+        """The array rows [y0, y1) that :meth:`prepare` reads and :meth:`paste` writes for ``plan`` on a plate of
+        ``plate_shape`` (H, W) whose pixel (0, 0) lies at ``origin``: the crop's box and the pasted box (the warp's
+        footprint grown by the blur's reach), computed as those steps compute them. (0, 0) when the face is off the
+        plate. A frame read only over these rows swaps exactly as the whole frame does."""
+        size = self.resolution
+        s = self.settings
+        matrix = get_transform_mat(plan.landmarks, size, self.face_type)
+        _, cy0, _, cy1 = crop_box(matrix, size, origin, plate_shape)
+        pasted = face_scale_matrix(matrix, size, s.face_scale) if s.face_scale else matrix
+        _, fy0, _, fy1 = warp_footprint(local_matrix(pasted, origin), (size, size), s.interpolation, plate_shape)
+        reach = blur_reach(plate_blur_sigma(s.blur, pasted))
+        spans = [(cy0, cy1)] if cy1 > cy0 else []
+        if fy1 > fy0:
+            spans.append((max(fy0 - reach, 0), min(fy1 + reach, plate_shape[0])))
+        if not spans:
+            return 0, 0
+        return min(a for a, _ in spans), max(b for _, b in spans)
 
     # -- after the network --------------------------------------------------------------------------------------
 

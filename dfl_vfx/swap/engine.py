@@ -242,6 +242,22 @@ class SwapEngine:
     def plate_space(self, image: Image) -> str:
         return plate_colorspace(self.settings.colorspace, image.metadata, self.config)
 
+    def plate_rows(self, header: Image, plans: list[FacePlan]) -> list[tuple[int, int]]:
+        """The absolute rows [y0, y1) of the plate ``header`` describes (pixels not needed) that swapping ``plans``
+        reads or writes, merged where they overlap: reading only these rows swaps exactly as reading all."""
+        merger = self.merger_for(self.plate_space(header))
+        window = header.data_window
+        origin, shape = (window.x, window.y), (window.height, window.width)
+        spans = sorted((window.y + a, window.y + b) for a, b in (merger.plate_rows(plan, origin, shape)
+                                                                   for plan in plans) if b > a)
+        merged: list[tuple[int, int]] = []
+        for a, b in spans:
+            if merged and a <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+            else:
+                merged.append((a, b))
+        return merged
+
     def swap_image(self, image: Image, plans: list[FacePlan], frame: int) -> FrameResult:
         """Swap the planned faces of ``image`` (its pixels are modified in place and reused by the result)."""
         times = StageTimes()
