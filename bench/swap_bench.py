@@ -7,9 +7,11 @@ each run and the size on disk of a frame's layers. The medians over the runs are
 
 ``--layout`` adds what the two-file layout (docs/dev/swap-output.md) costs per frame: the old one-file layout (the
 layers as plate-sized channels of the delivered frame) against the delivered frame plus a layers file cut to the
-face (``--layer-window face``) or covering the display window, written and read back; and the codecs a layers file
-could use (write and read time, size, whether lossless). ``--before PATH`` embeds an earlier result of this script
-(e.g. the code before the layout change, run in the same session) as ``before``. Writes build/bench/<name>.json.
+face (``--layer-window face``) or covering the display window, written and read back; the delivered frame written
+whole through OpenImageIO against from the plate's blocks, and the plate read whole against only the face's rows;
+and the codecs a layers file could use (write and read time, size, whether lossless). ``--before PATH`` embeds an
+earlier result of this script (e.g. the code before a change, run in the same session) as ``before``. Writes
+build/bench/<name>.json.
 
     .venv/bin/python bench/swap_bench.py [--frames 6] [--runs 3] [--layout] [--before PATH] [--jobs 2]
 """
@@ -185,6 +187,7 @@ def _layout_figures(plate: str, faces: Path, model: Path, work: Path, args: argp
     plain_path.parent.mkdir()
     plain = _median_timed(lambda: write_image(plain_path, main, COMPRESSION))
     out["delivered_frame_only"] = plain | {"mb": round(plain_path.stat().st_size / 1e6, 3)}
+    out["delivered_frame_from_plate_blocks"] = _from_plate_blocks(sequence.path(frame), result, engine, folder)
     write = _median_timed(lambda: write_image(old_path, one_file, COMPRESSION))
     out["one_file_before"] = {
         "write": write, "mb": round(old_path.stat().st_size / 1e6, 3),
@@ -208,6 +211,32 @@ def _layout_figures(plate: str, faces: Path, model: Path, work: Path, args: argp
         }
     out["codecs"] = _codec_figures(result, main, folder / "codecs")
     return out
+
+
+def _from_plate_blocks(plate: Path, result: Any, engine: Any, folder: Path) -> dict[str, Any]:
+    """What the swap does now (docs/dev/swap-output.md): read only the rows the faces use, write the delivered frame
+    from the plate's blocks, compressing only the blocks of changed rows; against reading the whole frame."""
+    from dfl_vfx.io.exr_blocks import open_blocks, write_from_plate
+    from dfl_vfx.io.image import read_header, read_rows
+    from dfl_vfx.merge.merger import FacePlan
+
+    blocks, _ = open_blocks(plate)
+    assert blocks is not None
+    target = folder / "from_blocks" / plate.name
+    target.parent.mkdir()
+    rows = [(face.bbox[1], face.bbox[3]) for face in result.faces]
+    counts: dict[str, int] = {}
+
+    def write() -> None:
+        counts.update(write_from_plate(target, blocks, result.image.pixels, result.image.channels, rows, {}))
+
+    header = read_header(plate)
+    bands = engine.plate_rows(header, [FacePlan(face.plan.landmarks) for face in result.faces])
+    return {"write": _median_timed(write), "mb": round(target.stat().st_size / 1e6, 3),
+            "plate_mb": round(plate.stat().st_size / 1e6, 3), "blocks": counts,
+            "read_whole": _median_timed(lambda: read_image(plate, pixel_type="native")),
+            "read_face_rows": _median_timed(lambda: read_rows(plate, bands)),
+            "face_rows": sum(b - a for a, b in bands), "plate_rows": header.data_window.height}
 
 
 def _read_lines_bottom_up(path: Path) -> None:
