@@ -288,6 +288,7 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="an earlier result JSON of this script to embed as 'before'")
     parser.add_argument("--name", default="swap")
     args = parser.parse_args()
+    before = json.loads(args.before.read_text()) if args.before else None  # a wrong path fails before the runs
 
     plate, faces, model = _prepare(args.work, args.frames)
     runs = [_swap_run(plate, faces, model, args.work, args) for _ in range(args.runs)]
@@ -306,8 +307,8 @@ def main() -> None:
     }
     if args.layout:
         figures["layout"] = _layout_figures(plate, faces, model, args.work, args)
-    if args.before:
-        figures["before"] = json.loads(args.before.read_text())
+    if before is not None:
+        figures["before"] = before
     settings_out = {"plate": "4096x2160 half RGBA EXR, zip", "model": "df-ud 256 wf (untrained), ONNX",
                     "jobs": args.jobs, "threads": args.threads, "runs": args.runs, "merge": middle["settings"]}
     path = write_result(args.out, args.name, figures, settings_out)
