@@ -28,7 +28,8 @@ def render_frames(demo: Path, frames: list[int], engine: str) -> list[Path]:
 
     addon_utils.enable("dfl_blender", default_set=True, handle_error=None)
     from dfl_blender import bake_plan, prefs, shim
-    from dfl_blender.exr_header import read_header
+
+    from dfl_host.exr_header import read_header
 
     prefs.preferences().engine = engine
     scene = bpy.context.scene

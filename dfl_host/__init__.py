@@ -4,7 +4,8 @@ Python 3.9+, standard library only: it never imports dfl_vfx, numpy or torch, an
 Nuke plugin folder and the Blender add-on. It owns finding and starting the engine (:mod:`dfl_host.locate`,
 :class:`~dfl_host.client.EngineClient`), the ``dfl-vfx serve`` protocol (docs/dev/host-protocol.md), engine errors as
 exceptions (:mod:`dfl_host.errors`), the settings schema (:mod:`dfl_host.schema`), argument lists for engine and farm
-commands (:mod:`dfl_host.commands`) and the naming of bake caches (:mod:`dfl_host.cache`).
+commands (:mod:`dfl_host.commands`), the naming of bake caches (:mod:`dfl_host.cache`) and reading a baked frame's
+EXR header (:mod:`dfl_host.exr_header`).
 """
 
 from dfl_host.cache import BakeCache, bake_cache, bake_hash, safe_name

@@ -4,7 +4,8 @@ the engine (``dfl-vfx serve``) and a render-time mode for farm renders.
 Blender's Python and the standard library only: the engine runs in its own process and environment. The host
 client ``dfl_host`` ships inside the add-on (``vendor/``, put there by ``make blender-addon`` and
 ``dfl-vfx host install blender``); a source checkout finds it on ``sys.path``. The modules that need bpy load in
-:func:`register`, so the bpy-free helpers (``bake_plan``, ``exr_header``, ``shim``'s decisions) import anywhere.
+:func:`register`, so the bpy-free helpers (``bake_plan``, ``shim``'s decisions) import anywhere (with ``dfl_host``,
+whose ``exr_header`` reads the baked frames' headers).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .exr_header import ExrHeader
+from dfl_host.exr_header import ExrHeader
 
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema.json")
 # the bake fixes the layers and their window; the engine reads the plate's colourspace from the file itself

@@ -15,8 +15,9 @@ from typing import Any
 
 import bpy
 
+from dfl_host.exr_header import ExrHeaderError, read_header
+
 from . import bake_plan, shim
-from .exr_header import ExrHeaderError, read_header
 
 GROUP_NAME = "DFL Swap"
 TAG = "dfl_swap_version"  # custom property on the group tree marking it as ours

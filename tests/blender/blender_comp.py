@@ -119,7 +119,7 @@ def pixels(path: Path | str) -> np.ndarray:
 
 
 def exr_faces(path: Path | str) -> list[dict]:
-    from dfl_blender.exr_header import read_header
+    from dfl_host.exr_header import read_header
 
     return read_header(str(path)).json_attribute("dfl_vfx:faces") or []
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from blender_comp import engine_json, run_engine
 from dfl_blender import bake_plan
-from dfl_blender.exr_header import Box, ExrHeader, ExrHeaderError, read_header
+
+from dfl_host.exr_header import Box, ExrHeader, ExrHeaderError, read_header
 
 
 def test_bundled_schema_is_the_engines(engine_exe: str) -> None:

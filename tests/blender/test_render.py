@@ -160,7 +160,8 @@ def test_overscan_with_an_asymmetric_negative_origin(addon: Any, demo_plate: Pat
     windows and centres images, so the add-on moves the layers by the header's offset (12 px here). Baked with
     Bake Frame, through the session's engine, which keeps the model loaded."""
     from dfl_blender import bake, prefs
-    from dfl_blender.exr_header import read_header
+
+    from dfl_host.exr_header import read_header
 
     plate_file = tmp_path / "plate" / "plate.1001.exr"
     plate_file.parent.mkdir()

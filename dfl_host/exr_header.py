@@ -1,8 +1,10 @@
 """Reading an OpenEXR file's header with the standard library: windows, channels and text attributes.
 
-Blender ignores EXR data and display windows (hosts-reference.md §2.4), so the add-on reads them itself to place
-the baked layers over a plate with overscan, and reads the engine's ``dfl_vfx:faces`` header (the faces' size in
-pixels) to size the live erode and blur. Only the first part of a multi-part file is read.
+Hosts read the engine's ``dfl_vfx:faces`` header (the faces' size in pixels) from a baked frame, the delivered frame
+or its layers file, to size the live erode and blur without starting the engine: the Nuke gizmos on load and before a
+render (a bake the farm wrote), the Blender add-on after a bake. Blender also ignores EXR data and display windows
+(hosts-reference.md §2.4), so the add-on reads them here to place the baked layers over a plate with overscan. Only
+the first part of a multi-part file is read.
 """
 
 from __future__ import annotations
