@@ -1,14 +1,17 @@
 """What a bake needs, worked out without Nuke: knob values to engine settings, the input plate, frame lists,
-the engine path recorded at install, and the bake's outcome (px_per_unit of the largest face)."""
+the engine path recorded at install, and the bake's outcome (px_per_unit of the largest face, from the engine's
+``inspect`` or, without the engine, from the first cached frame's header)."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from dfl_host.exr_header import ExrHeaderError, read_header
 from dfl_host.schema import Schema
 
 CONFIG_NAME = "dfl_nuke_config.json"
@@ -17,6 +20,8 @@ HOST_OWNED = ("layers", "layer_window", "colorspace")
 BAKE_LAYERS = ["rgba", "matte", "raw"]
 BAKE_LAYER_WINDOW = "face"  # Nuke's Read honours data windows: the layers file holds only the faces' boxes
 EXR_SUFFIXES = (".exr",)
+LAYERS_FOLDER = "layers"  # a baked frame's layers file: OUT/layers/NAME.FRAME.exr (dfl_vfx/swap/layout.py)
+FACES_ATTRIBUTE = "dfl_vfx:faces"
 
 
 class BakeError(Exception):
@@ -133,9 +138,14 @@ def largest_face_px_per_unit(inspected: Mapping[str, Any]) -> float | None:
     """The ``px_per_unit`` of the largest face (by bbox area) in a baked frame's header (the ``inspect`` answer),
     which the gizmo's erode and blur use for the whole frame."""
     attributes = inspected.get("attributes") or {}
-    faces = attributes.get("faces") or attributes.get("dfl_vfx:faces") or []
+    faces = attributes.get("faces") or attributes.get(FACES_ATTRIBUTE) or []
     if isinstance(faces, str):
         faces = json.loads(faces)
+    return largest_px_per_unit(faces)
+
+
+def largest_px_per_unit(faces: Iterable[Mapping[str, Any]]) -> float | None:
+    """The ``px_per_unit`` of the largest face (by bbox area) of a ``dfl_vfx:faces`` list; None without faces."""
     best: tuple[float, float] | None = None
     for face in faces:
         unit = face.get("px_per_unit")
@@ -146,3 +156,45 @@ def largest_face_px_per_unit(inspected: Mapping[str, Any]) -> float | None:
         if best is None or area > best[0]:
             best = (area, float(unit))
     return None if best is None else best[1]
+
+
+def cached_frame_files(pattern: str, first: int, last: int) -> list[str]:
+    """The files of a bake folder that hold a frame of ``first``-``last``, first frame first: for each frame its
+    delivered frame, then its layers file, whichever are there (one listing per folder, never a stat per frame)."""
+    folder, name = os.path.split(pattern)
+    match = re.fullmatch(r"(.*?)#+(.*)", name)
+    if match is None:
+        return []
+    frame_name = re.compile(re.escape(match.group(1)) + r"(\d+)" + re.escape(match.group(2)))
+    found: list[tuple[int, int, str]] = []
+    for order, where in enumerate((folder, os.path.join(folder, LAYERS_FOLDER))):
+        try:
+            names = os.listdir(where or ".")
+        except OSError:
+            continue
+        for entry in names:
+            hit = frame_name.fullmatch(entry)
+            if hit is not None and first <= int(hit.group(1)) <= last:
+                found.append((int(hit.group(1)), order, os.path.join(where, entry)))
+    return [path for _, _, path in sorted(found)]
+
+
+def cached_px_per_unit(pattern: str, first: int, last: int) -> float | None:
+    """The ``px_per_unit`` of the largest face of the first cached frame of ``first``-``last`` (the bake folder's
+    ``pattern``), read from its header with the standard library, without the engine: the value a bake in Nuke sets.
+    The delivered frame and its layers file hold the same ``dfl_vfx:faces``; the first readable one counts (a file
+    cut short, still being written by the farm, is passed over). None when no frame is cached, no header can be read
+    or the frame has no face."""
+    for path in cached_frame_files(pattern, first, last):
+        try:
+            faces = read_header(path).json_attribute(FACES_ATTRIBUTE)
+        except (OSError, ExrHeaderError):
+            continue
+        if faces is None:
+            continue
+        try:
+            unit = largest_px_per_unit(faces)
+        except (AttributeError, LookupError, TypeError, ValueError):  # a header another writer got wrong
+            return None
+        return unit if unit is not None and math.isfinite(unit) and unit > 0 else None
+    return None

@@ -8,6 +8,7 @@ the compositor can fix is a ``nuke.message`` of one line, never a traceback.
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 import threading
@@ -18,6 +19,7 @@ from dfl_host import BakeCache, EngineClient, EngineError, RequestCancelled, Sch
 from dfl_nuke import inputs
 from dfl_nuke.bake import (
     BakeError,
+    cached_px_per_unit,
     check_exr,
     check_model,
     engine_colourspace,
@@ -32,6 +34,9 @@ from dfl_nuke.bake import (
 STALE_COLOR = 0xB22222FF
 FRESH_COLOR = 0x4A6FA5FF
 STALE_TEXT = "stale: re-bake"
+# px_per_unit as a saved script gives it back (it may hold fewer digits than the header): closer than this is equal
+PX_PER_UNIT_RTOL = 1e-6
+SWAP_GIZMOS = ("DFLSwap", "DFLMask")
 # knobs whose change does not call for a re-bake (panel, position, the live settings come from the schema)
 NEVER_STALE = frozenset({"showPanel", "hidePanel", "inputChange", "xpos", "ypos", "selected", "label",
                          "tile_color", "stale", "stale_label", "bake_file", "bake_hash", "bake_first", "bake_last",
@@ -84,8 +89,31 @@ def mark_stale(node: nuke.Node, stale: bool) -> None:
 
 
 def on_create() -> None:
+    """A node created or loaded (also in a farm's ``nuke -x``): its stale mark, and px_per_unit from its cache."""
     node = nuke.thisNode()
     mark_stale(node, bool(_text(node, "bake_hash")) and bool(node["stale"].value()))
+    refresh_px_per_unit(node)
+
+
+def refresh_px_per_unit(node: nuke.Node) -> None:
+    """Set px_per_unit from the header of the first cached frame of the node's bake, read without the engine, when
+    it differs: frames another process baked (the farm's swap, a `dfl-vfx swap` by hand) size the live erode and blur
+    as a bake here would. Only a different value is set, so a loaded script is not marked modified; without a cached
+    frame or a readable header the knob keeps its value."""
+    pattern = _text(node, "bake_file")
+    if not pattern:
+        return
+    unit = cached_px_per_unit(pattern, int(node["bake_first"].value()), int(node["bake_last"].value()))
+    if unit is not None and not math.isclose(unit, float(node["px_per_unit"].value()), rel_tol=PX_PER_UNIT_RTOL):
+        node["px_per_unit"].setValue(unit)
+
+
+def before_render() -> None:
+    """Before a Write renders (init.py registers it): every DFL swap and mask node's px_per_unit from its cache,
+    for frames the farm baked after the script was loaded."""
+    for node in nuke.allNodes(recurseGroups=True):
+        if node.Class() in SWAP_GIZMOS:
+            refresh_px_per_unit(node)
 
 
 def knob_changed() -> None:

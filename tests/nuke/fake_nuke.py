@@ -19,6 +19,7 @@ ENUM, INT, DOUBLE, BOOL = 4, 3, 7, 6
 messages: list[str] = []
 executed: list[tuple[str, int, int]] = []
 plugin_paths: list[str] = []
+before_renders: list[Callable[..., Any]] = []
 menus: dict[str, Menu] = {}
 main_thread_calls: list[str] = []
 all_nodes: dict[str, Node] = {}
@@ -184,6 +185,15 @@ def delete(node: Node | None) -> None:
         all_nodes.pop(node.name(), None)
 
 
+def allNodes(filter: str | None = None, group: Node | None = None, recurseGroups: bool = False) -> list[Node]:
+    return [node for node in all_nodes.values() if filter is None or node.Class() == filter]
+
+
+def addBeforeRender(call: Callable[..., Any], args: tuple = (), kwargs: dict | None = None,
+                    nodeClass: str = "Write") -> None:
+    before_renders.append(call)
+
+
 def pluginAddPath(path: str, addToSysPath: bool = True) -> None:
     plugin_paths.insert(0, path)
 
@@ -236,7 +246,7 @@ def executeInMainThread(call: Callable[..., Any], args: tuple = (), kwargs: dict
 
 
 def reset() -> None:
-    for store in (messages, executed, plugin_paths, main_thread_calls, ProgressTask.instances):
+    for store in (messages, executed, plugin_paths, before_renders, main_thread_calls, ProgressTask.instances):
         store.clear()
     menus.clear()
     all_nodes.clear()
