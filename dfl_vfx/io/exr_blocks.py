@@ -83,6 +83,8 @@ class PlateBlocks:
             return "the channels differ from the plate's"
         if any(own[name] != fmt for name, fmt in zip(channels, formats, strict=True)):
             return "a channel's pixel type differs from the plate's"
+        if "uint32" in own.values():  # read as normalised floats: a cast back to uint would zero the ids
+            return "a uint channel (its rows are read as float; written whole, they convert back as they came)"
         return None
 
 
