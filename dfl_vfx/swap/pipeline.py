@@ -75,6 +75,7 @@ class SwapSummary:
     plate_compression: str = ""  # the plate's first frame's EXR compression ("dwaa:45")
     compression: str = ""  # what the delivered frames are written with
     compression_note: str = ""  # why it differs from the plate's when nobody asked for a codec
+    parts_note: str = ""  # a multi-part plate: only its first part is delivered
 
     @property
     def status(self) -> str:
@@ -152,6 +153,8 @@ class SwapSummary:
                        f"write {t.write / n * 1e3:.0f} ms")
         if self.compression_note:
             out.append(f"  {self.compression_note}")
+        if self.parts_note:
+            out.append(f"  {self.parts_note}")
         if self.skipped:
             out.append(f"  skipped {len(self.skipped)} frame(s) already swapped with these settings")
         if self.no_face:
@@ -220,6 +223,13 @@ def swap_shot(plate: str, out: str, settings: SwapSettings, frames: str | None =
                 f"{summary.compression} so pixels outside the matte stay bit-identical "
                 f"(--compression {summary.plate_compression} keeps it)")
             log.info(summary.compression_note)
+        parts = plate_header.metadata.get("oiio:subimages", 1)
+        if isinstance(parts, int) and parts > 1:
+            summary.parts_note = (
+                f"the plate has {parts} EXR parts: only the first ({' '.join(plate_header.channels)}) is swapped and "
+                f"delivered, the other {parts - 1} are not in the output; merge them back in the comp, or give a "
+                "single-part plate")
+            log.warning(summary.parts_note)
     finder = None
     if faceset:
         check_faceset_matches(faceset, engine.resolution, engine.face_type.cli_name)

@@ -142,3 +142,35 @@ def test_faceset_and_model_must_agree(facesets) -> None:
         check_faceset_matches(facesets[1], 64, "whole_face")
     with pytest.raises(DflError, match="faces are 64 px but the model works at 128 px"):
         check_faceset_matches(facesets[1], 128, "full_face")
+
+
+def test_a_multi_part_plate_says_its_other_parts_are_not_delivered(small_shot, facesets, swap_model,
+                                                                   tmp_path: Path) -> None:
+    import OpenImageIO as oiio
+
+    plate = read_image(small_shot / "plate" / "plate.1001.exr", pixel_type="native")
+    path = tmp_path / "plate" / "plate.1001.exr"
+    path.parent.mkdir()
+    rgba = oiio.ImageSpec(plate.width, plate.height, 4, "half")
+    rgba.channelnames = ("R", "G", "B", "A")
+    rgba.x, rgba.y = plate.data_window.x, plate.data_window.y
+    depth = oiio.ImageSpec(plate.width, plate.height, 1, "float")
+    depth.channelnames = ("Z",)
+    depth.x, depth.y = plate.data_window.x, plate.data_window.y
+    for spec, name in ((rgba, "rgba"), (depth, "depth")):
+        spec.full_x, spec.full_y = plate.display_window.x, plate.display_window.y
+        spec.full_width, spec.full_height = plate.display_window.width, plate.display_window.height
+        spec.attribute("name", name)
+        spec.attribute("compression", "zip")
+    out = oiio.ImageOutput.create(str(path))
+    assert out.open(str(path), (rgba, depth))
+    assert out.write_image(np.ascontiguousarray(plate.pixels))
+    assert out.open(str(path), depth, "AppendSubimage")
+    assert out.write_image(np.full((plate.height, plate.width, 1), 7.0, np.float32))
+    out.close()
+    summary = swap_shot(str(path.parent / "plate.####.exr"), str(tmp_path / "out"), _settings(swap_model[1]),
+                        faceset=str(facesets[1]), progress=False)
+    assert summary.done == [1001]
+    assert any("the plate has 2 EXR parts: only the first (R G B A) is swapped and delivered" in line
+               for line in summary.lines())
+    assert read_header(tmp_path / "out" / "plate.1001.exr").channels == ["R", "G", "B", "A"]
