@@ -159,11 +159,20 @@ def test_an_empty_faceset_and_a_busy_port_are_one_line_errors(tmp_path, editor):
         open_editor(editor.session.faceset.root, port=editor.port)
 
 
+def _interruptible() -> None:
+    """In the child before exec: Ctrl-C as a terminal delivers it. A child inherits an ignored or blocked SIGINT
+    (a shell's background job ignores it; native libraries loaded by earlier tests may leave it blocked), and
+    Python then installs no KeyboardInterrupt handler."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_cli_edit_prints_the_url_and_stops_on_ctrl_c(tmp_path):
     faceset = make_faceset(tmp_path / "fs", frames=(1001,))
     command = [sys.executable, "-c", "from dfl_vfx.cli.main import main; raise SystemExit(main())",
                "xseg", "edit", str(faceset.root)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_interruptible)
     try:
         line = process.stdout.readline()
         url = re.search(r"open (http://127\.0\.0\.1:\d+/[\w-]{40,}/)", line)
